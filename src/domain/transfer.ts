@@ -1,0 +1,113 @@
+// A transfer: one key press that moves a live call to another desk (一键携号转接) or opens a three-way call.
+import { z } from 'zod';
+import type { CallerId } from './phone-number.js';
+import type { DeskId } from './ticket-stub.js';
+
+export const TransferModeSchema = z.enum(['blind', 'three-way']);
+export type TransferMode = z.infer<typeof TransferModeSchema>;
+
+export const PrioritySchema = z.enum(['emergency', 'normal']);
+export type Priority = z.infer<typeof PrioritySchema>;
+
+export const TRANSFER_STATES = [
+  'requested',
+  'stub-stored',
+  'dialing',
+  'ringing',
+  'answered',
+  'bridged',
+  'conferenced',
+  'completed',
+  'cancelled',
+  'failed',
+  'rejected',
+] as const;
+export type TransferState = (typeof TRANSFER_STATES)[number];
+
+export const TERMINAL_STATES: ReadonlySet<TransferState> = new Set(['completed', 'cancelled', 'failed', 'rejected']);
+export function isTerminal(state: TransferState): boolean {
+  return TERMINAL_STATES.has(state);
+}
+
+/** Why the other desk was not reached. Stable codes: the agent's toolbar and the metrics key on them. */
+export const TARGET_FAILURES = [
+  'busy', // 486, USER_BUSY
+  'no-answer', // 408 / timeout, NO_ANSWER
+  'unreachable', // 480, NO_USER_RESPONSE
+  'trunk-down', // 500/503, GATEWAY_DOWN, NETWORK_OUT_OF_ORDER
+  'rejected', // 403/603, CALL_REJECTED
+  'no-route', // 404/484, NO_ROUTE_DESTINATION, UNALLOCATED_NUMBER
+  'switch-error', // anything else the switch reports
+] as const;
+export type TargetFailure = (typeof TARGET_FAILURES)[number];
+
+/** These move on to the next backup trunk (备用专线); the others are the far side's answer. */
+const NEXT_TRUNK_FAILURES: ReadonlySet<TargetFailure> = new Set(['busy', 'no-answer', 'unreachable', 'trunk-down']);
+export function triesNextTrunk(failure: TargetFailure): boolean {
+  return NEXT_TRUNK_FAILURES.has(failure);
+}
+
+export type FailureReason = TargetFailure | 'citizen-left' | 'target-left' | 'stub-unavailable';
+export type Party = 'citizen' | 'agent' | 'target';
+
+export interface Transfer {
+  readonly id: string;
+  readonly direction: { readonly from: DeskId; readonly to: DeskId };
+  readonly mode: TransferMode;
+  readonly priority: Priority;
+  /** 首接负责制: the desk that received the call first keeps it when ownership stays undecided. */
+  readonly firstReceiver: DeskId;
+  /** The switch instance holding the citizen's leg, and that leg. */
+  readonly citizenLeg: { readonly switchId: string; readonly legId: string };
+  readonly agent: { readonly agentId: string; readonly seatId: string; readonly legId: string | null };
+  /** What is dialled, and through which gateways in order (备用专线). */
+  readonly target: { readonly desk: DeskId; readonly number: string; readonly trunks: readonly string[] };
+  readonly presentedCallerId: CallerId;
+  readonly ticketId: string;
+  /** True when the stub could not be stored (emergency with the store down); retried until it is. */
+  readonly stubDeferred: boolean;
+  readonly state: TransferState;
+  readonly trunkIndex: number;
+  readonly targetLegId: string | null;
+  readonly failure: { readonly reason: FailureReason; readonly cause: string } | null;
+  readonly endedBy: Party | null;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export type TransferEvent =
+  | { readonly type: 'stub-stored'; readonly deferred: boolean }
+  | { readonly type: 'stub-failed' }
+  | { readonly type: 'dial-started'; readonly legId: string }
+  | { readonly type: 'target-ringing' }
+  | { readonly type: 'target-answered' }
+  | { readonly type: 'target-failed'; readonly failure: TargetFailure; readonly cause: string }
+  | { readonly type: 'bridged' }
+  | { readonly type: 'conference-joined' }
+  | { readonly type: 'party-left'; readonly party: Party; readonly cause: string }
+  | { readonly type: 'cancel-requested' };
+export type TransferEventType = TransferEvent['type'];
+export const TRANSFER_EVENT_TYPES: readonly TransferEventType[] = [
+  'stub-stored',
+  'stub-failed',
+  'dial-started',
+  'target-ringing',
+  'target-answered',
+  'target-failed',
+  'bridged',
+  'conference-joined',
+  'party-left',
+  'cancel-requested',
+];
+
+/** What the shell must do after a transition, in order. */
+export type TransferEffect =
+  | { readonly type: 'place-call'; readonly trunk: string; readonly trunkIndex: number }
+  | { readonly type: 'bridge-to-target'; readonly targetLegId: string }
+  | { readonly type: 'join-conference'; readonly targetLegId: string }
+  | { readonly type: 'release-agent' }
+  | { readonly type: 'hang-up-target'; readonly targetLegId: string }
+  /** The citizen is never left alone: a failed transfer puts the call back with the agent. */
+  | { readonly type: 'return-to-agent'; readonly reason: FailureReason | 'cancelled' }
+  | { readonly type: 'end-call'; readonly reason: 'citizen-left' | 'target-left' };

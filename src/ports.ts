@@ -1,0 +1,177 @@
+// The interfaces the core needs from the outside world. One adapter per real system implements each
+// (adapters/memory, adapters/redis, adapters/freeswitch, adapters/sip); main.ts wires them.
+import type { CallerId } from './domain/phone-number.js';
+import type { TicketStub, DeskId } from './domain/ticket-stub.js';
+import type {
+  FailureReason,
+  Party,
+  Priority,
+  TargetFailure,
+  Transfer,
+  TransferEvent,
+  TransferMode,
+  TransferState,
+} from './domain/transfer.js';
+
+// ---------------------------------------------------------------- call control (a switch)
+
+export type SwitchState = 'connected' | 'connecting' | 'disconnected' | 'auth-failed';
+export interface SwitchStatus {
+  readonly switchId: string;
+  readonly kind: string; // 'freeswitch', 'drachtio', 'test-peer'
+  readonly desk: DeskId;
+  readonly state: SwitchState;
+  readonly detail?: string;
+}
+
+export interface PlaceCallRequest {
+  readonly transferId: string;
+  /** Chosen by the service (FreeSWITCH origination_uuid) so events can be matched before the job returns. */
+  readonly legId: string;
+  readonly citizenLegId: string;
+  readonly agentLegId: string | null;
+  readonly mode: TransferMode;
+  readonly priority: Priority;
+  /** The transferring desk, recorded as Diversion / History-Info / Referred-By. */
+  readonly sourceDesk: DeskId;
+  readonly target: { readonly desk: DeskId; readonly number: string; readonly trunk: string };
+  /** The citizen's number (号码双向推送); withheld stays withheld. */
+  readonly callerId: CallerId;
+  /** Only the id and a URL travel in signalling (X-Ticket-Id, User-to-User, Call-Info), never the ticket. */
+  readonly ticket: { readonly ticketId: string; readonly stubUrl: string };
+  readonly answerTimeoutSeconds: number;
+}
+
+/** What a switch reports about a transfer's legs, already mapped to the domain's words. */
+export type CallControlEvent =
+  | { readonly type: 'target-ringing'; readonly transferId: string; readonly legId: string }
+  | { readonly type: 'target-answered'; readonly transferId: string; readonly legId: string }
+  | {
+      readonly type: 'target-failed';
+      readonly transferId: string;
+      readonly legId: string;
+      readonly failure: TargetFailure;
+      /** The switch's own words: FreeSWITCH hangup cause or SIP status. */
+      readonly cause: string;
+    }
+  | { readonly type: 'bridged'; readonly transferId: string }
+  | { readonly type: 'conference-joined'; readonly transferId: string }
+  | { readonly type: 'party-left'; readonly transferId: string; readonly party: Party; readonly cause: string };
+
+/** Legs of a transfer in flight, handed to a driver so it can settle them from the switch's own state. */
+export interface InFlightLegs {
+  readonly transferId: string;
+  readonly state: TransferState;
+  readonly mode: TransferMode;
+  readonly citizenLegId: string;
+  readonly agentLegId: string | null;
+  readonly targetLegId: string | null;
+}
+
+export interface CallControl {
+  readonly switchId: string;
+  status(): SwitchStatus;
+  /** Resolves once the switch has accepted the command; progress comes as events. */
+  placeCall(request: PlaceCallRequest): Promise<void>;
+  bridgeToTarget(legs: { transferId: string; citizenLegId: string; targetLegId: string }): Promise<void>;
+  joinConference(legs: {
+    transferId: string;
+    citizenLegId: string;
+    agentLegId: string | null;
+    targetLegId: string;
+  }): Promise<void>;
+  releaseAgent(legs: { transferId: string; agentLegId: string | null }): Promise<void>;
+  hangUp(leg: { transferId: string; legId: string; cause: string }): Promise<void>;
+  /** The citizen is never left alone: put the call back with the agent after a failure or cancel. */
+  returnToAgent(legs: {
+    transferId: string;
+    citizenLegId: string;
+    agentLegId: string | null;
+    reason: FailureReason | 'cancelled';
+  }): Promise<void>;
+  /** Reports, as events, what became of these legs while the driver could not see them. */
+  reconcile(transfers: readonly InFlightLegs[]): Promise<void>;
+  onEvent(listener: (event: CallControlEvent) => void): () => void;
+  onStatus(listener: (status: SwitchStatus) => void): () => void;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- stores
+
+export interface TicketStore {
+  /** Stores the whole stub at once, with a time to live; no half-written stub is ever readable. */
+  put(stub: TicketStub, ttlSeconds: number): Promise<void>;
+  get(ticketId: string): Promise<TicketStub | null>;
+}
+
+export interface TransitionRecord {
+  readonly transferId: string;
+  readonly at: string;
+  readonly from: TransferState | null;
+  readonly to: TransferState;
+  readonly event: TransferEvent['type'] | 'created';
+  readonly version: number;
+  readonly detail?: string;
+}
+
+export type CreateResult =
+  | { readonly outcome: 'created' }
+  /** The same Idempotency-Key was seen: this is that transfer (double press, retry after timeout). */
+  | { readonly outcome: 'replay'; readonly transferId: string; readonly sameRequest: boolean }
+  /** The citizen's call is already being transferred by another transfer. */
+  | { readonly outcome: 'call-busy'; readonly transferId: string };
+
+export interface CreateOptions {
+  readonly idempotencyKey: string | null;
+  /** A digest of the request, so one key reused for a different request is told apart. */
+  readonly requestFingerprint: string;
+}
+
+export interface TransferStore {
+  /** Atomically: honours the idempotency key, takes the citizen-call lock, stores the transfer. */
+  create(transfer: Transfer, record: TransitionRecord, options: CreateOptions): Promise<CreateResult>;
+  /**
+   * Stores a newer version and appends its audit record; a version not newer than the stored one is
+   * skipped ('stale'), so retrying a write whose reply was lost is harmless. Terminal states release the
+   * call lock and leave the live set. Creates the transfer if the store never saw it (deferred writes).
+   */
+  save(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale'>;
+  get(transferId: string): Promise<Transfer | null>;
+  /** Transfers not yet ended, oldest first. */
+  listLive(): Promise<Transfer[]>;
+  auditTrail(transferId: string): Promise<TransitionRecord[]>;
+}
+
+// ---------------------------------------------------------------- event bus
+
+export type BusEvent =
+  | {
+      readonly kind: 'transfer';
+      readonly transfer: Transfer;
+      readonly record: TransitionRecord;
+    }
+  | { readonly kind: 'switch'; readonly status: SwitchStatus; readonly at: string }
+  | { readonly kind: 'store'; readonly healthy: boolean; readonly detail: string; readonly at: string };
+
+/** Carries events to every service instance (Redis pub/sub) or within one (memory). */
+export interface EventBus {
+  publish(event: BusEvent): Promise<void>;
+  subscribe(listener: (event: BusEvent) => void): () => void;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------- time and ids
+
+export interface Clock {
+  now(): Date;
+}
+export interface IdSource {
+  /** A fresh UUID: transfer ids and FreeSWITCH origination_uuid both use it. */
+  uuid(): string;
+}
+
+/** A dependency the readiness probe reports on. */
+export interface HealthCheck {
+  readonly name: string;
+  check(): Promise<{ healthy: boolean; detail?: string }>;
+}
