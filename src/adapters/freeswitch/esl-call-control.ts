@@ -282,15 +282,16 @@ export class EslCallControl implements CallControl {
     const legs = this.tracker.inFlight().filter((t) => only === null || only.has(t.transferId));
     for (const t of legs) {
       try {
+        // The citizen first: if they have gone, nothing else about the transfer matters.
         const citizen = await this.connection.api(uuidGetvarCommand(t.citizenLegId, 'bridge_uuid'));
+        if (NO_SUCH_CHANNEL.test(citizen)) {
+          this.applyFact({ type: 'gone', legId: t.citizenLegId });
+          continue;
+        }
         if (t.targetLegId) {
           const target = await this.connection.api(uuidGetvarCommand(t.targetLegId, 'endpoint_disposition'));
           if (NO_SUCH_CHANNEL.test(target)) this.applyFact({ type: 'gone', legId: t.targetLegId });
           else if (target.trim() === 'ANSWER') this.applyFact({ type: 'answer', legId: t.targetLegId });
-        }
-        if (NO_SUCH_CHANNEL.test(citizen)) {
-          this.applyFact({ type: 'gone', legId: t.citizenLegId });
-          continue;
         }
         const partner = citizen.trim().toLowerCase();
         if (t.targetLegId && partner === t.targetLegId) this.applyFact({ type: 'bridge', legIds: [t.citizenLegId, partner] });

@@ -1,0 +1,116 @@
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { EslPeer } from '../../support/esl-peer.js';
+import { placeCallRequest, testDriver, type TestDriver } from '../../support/esl-driver.js';
+import type { SwitchStatus } from '../../../src/ports.js';
+
+describe('the Event Socket connection', () => {
+  let peer: EslPeer | null = null;
+  let t: TestDriver | null = null;
+  afterEach(async () => {
+    await t?.driver.close();
+    await peer?.close();
+    t = null;
+    peer = null;
+  });
+
+  it('logs in, then subscribes to the channel events, BACKGROUND_JOB before CUSTOM, in JSON', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port);
+    t.driver.start();
+    await t.driver.ready();
+    expect(peer.commands.map((c) => c.text)).toEqual([
+      'auth ClueCon',
+      'event json CHANNEL_PROGRESS CHANNEL_PROGRESS_MEDIA CHANNEL_ANSWER CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP BACKGROUND_JOB CUSTOM conference::maintenance',
+    ]);
+    expect(t.driver.status()).toMatchObject({ switchId: 'fs-test', kind: 'freeswitch', desk: '12345', state: 'connected' });
+  });
+
+  it('with a wrong password, the state is auth-failed with a clear reason and it does not retry', async () => {
+    peer = await EslPeer.start({ password: 'TheRightOne' });
+    t = testDriver(peer.port, { password: 'WrongPassword' });
+    const statuses: SwitchStatus[] = [];
+    t.driver.onStatus((s) => statuses.push(s));
+    t.driver.start();
+    await expect(t.driver.ready()).rejects.toMatchObject({ code: 'auth-failed' });
+    await new Promise((r) => setTimeout(r, 300)); // several reconnect intervals (20-200 ms)
+    expect(peer.accepted).toBe(1);
+    expect(t.driver.status()).toMatchObject({ state: 'auth-failed', detail: expect.stringContaining('-ERR invalid') });
+    expect(statuses.at(-1)?.state).toBe('auth-failed');
+    await expect(t.driver.placeCall(placeCallRequest({ citizenLegId: randomUUID() }))).rejects.toMatchObject({ code: 'auth-failed' });
+  });
+
+  it('when the socket drops mid-transfer and comes back, it subscribes again and settles the transfer from channel state', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port);
+    t.driver.start();
+    await t.driver.ready();
+    // Two transfers ringing when the network drops.
+    const answeredMeanwhile = { citizen: randomUUID(), agent: randomUUID() };
+    const citizenLeftMeanwhile = { citizen: randomUUID() };
+    peer.citizenWithAgent(answeredMeanwhile.citizen, answeredMeanwhile.agent);
+    peer.citizenCall(citizenLeftMeanwhile.citizen);
+    peer.setOutcomes('sw110', ['ring', 'ring']);
+    const a = placeCallRequest({ citizenLegId: answeredMeanwhile.citizen, agentLegId: answeredMeanwhile.agent });
+    const b = placeCallRequest({ citizenLegId: citizenLeftMeanwhile.citizen });
+    await t.driver.placeCall(a);
+    await t.driver.placeCall(b);
+    await t.next((e) => e.type === 'target-ringing' && e.transferId === b.transferId);
+
+    const states: string[] = [];
+    t.driver.onStatus((s) => states.push(s.state));
+    peer.down();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(t.driver.status().state).toBe('disconnected');
+    // While the driver is blind: 110 answers transfer a, the citizen of transfer b hangs up
+    // (and FreeSWITCH ends b's ringing leg with it).
+    peer.answer(a.legId);
+    peer.hangUp(citizenLeftMeanwhile.citizen);
+    peer.hangUp(b.legId);
+    const before = peer.commands.length;
+    peer.up();
+    await t.driver.ready(3_000);
+    await t.next((e) => e.type === 'party-left' && e.transferId === b.transferId);
+    await t.next((e) => e.type === 'target-answered' && e.transferId === a.transferId);
+
+    const after = peer.commands.slice(before).map((c) => c.text);
+    expect(after.slice(0, 2)).toEqual(['auth ClueCon', expect.stringMatching(/^event json /)]);
+    expect(after).toContain(`api uuid_getvar ${a.legId} endpoint_disposition`);
+    expect(after).toContain(`api uuid_getvar ${citizenLeftMeanwhile.citizen} bridge_uuid`);
+    expect(states).toEqual(expect.arrayContaining(['disconnected', 'connecting', 'connected']));
+    expect(t.events.filter((e) => e.transferId === b.transferId).map((e) => e.type)).toEqual(['target-ringing', 'party-left']);
+    expect(t.events.find((e) => e.transferId === b.transferId && e.type === 'party-left')).toMatchObject({ party: 'citizen' });
+  });
+
+  it('reconcile(inFlight) from the service reports a target leg that vanished as a failure, and a bridged pair as bridged', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port);
+    t.driver.start();
+    await t.driver.ready();
+    const citizen = randomUUID();
+    const agent = randomUUID();
+    peer.citizenWithAgent(citizen, agent);
+    const vanished = randomUUID();
+    const other = { citizen: randomUUID(), target: randomUUID() };
+    peer.citizenWithAgent(other.citizen, other.target); // bridged to each other on the switch
+    await new Promise((r) => setTimeout(r, 50)); // their events reach the driver before it knows the legs
+    await t.driver.reconcile([
+      { transferId: 'tr-vanished', state: 'ringing', mode: 'blind', citizenLegId: citizen, agentLegId: agent, targetLegId: vanished },
+      { transferId: 'tr-bridged', state: 'answered', mode: 'blind', citizenLegId: other.citizen, agentLegId: null, targetLegId: other.target },
+    ]);
+    expect(t.events).toEqual([
+      { type: 'target-failed', transferId: 'tr-vanished', legId: vanished, failure: 'unreachable', cause: 'CHANNEL_GONE_WHILE_DISCONNECTED' },
+      { type: 'bridged', transferId: 'tr-bridged' },
+    ]);
+  });
+
+  it('placeCall while the switch is unreachable fails at once with not-connected', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port);
+    t.driver.start();
+    await t.driver.ready();
+    peer.down();
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(t.driver.placeCall(placeCallRequest({ citizenLegId: randomUUID() }))).rejects.toMatchObject({ code: 'not-connected' });
+  });
+});
