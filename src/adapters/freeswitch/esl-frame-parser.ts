@@ -26,8 +26,10 @@ const HEADER_END = Buffer.from('\n\n');
  */
 export class EslFrameParser {
   private buffer: Buffer = Buffer.alloc(0);
-  private pending: { headers: Record<string, string>; bodyLength: number } | null = null;
+  private pending: { headers: Record<string, string>; bodyLength: number; headerBytes: number } | null = null;
   private failed: EslError | null = null;
+  /** How far the current header block has been searched for its blank line already. */
+  private scanned = 0;
 
   constructor(private readonly limits: EslParserLimits = DEFAULT_LIMITS) {}
 
@@ -49,9 +51,9 @@ export class EslFrameParser {
     return messages;
   }
 
-  /** Bytes received that do not yet form a whole message. */
+  /** Bytes received (header included) that do not yet form a whole message. */
   get bufferedBytes(): number {
-    return this.buffer.length;
+    return this.buffer.length + (this.pending?.headerBytes ?? 0);
   }
 
   /** Call when the socket ends: a partial message left over means the stream was cut. */
@@ -68,8 +70,9 @@ export class EslFrameParser {
 
   private next(): EslMessage | null {
     if (!this.pending) {
-      const end = this.buffer.indexOf(HEADER_END);
+      const end = this.buffer.indexOf(HEADER_END, Math.max(0, this.scanned - 1));
       if (end < 0) {
+        this.scanned = this.buffer.length;
         if (this.buffer.length > this.limits.maxHeaderBytes) {
           throw new EslError('frame', `header block longer than ${this.limits.maxHeaderBytes} bytes without a blank line`);
         }
@@ -77,6 +80,7 @@ export class EslFrameParser {
       }
       const headers = parseHeaderBlock(this.buffer.subarray(0, end).toString('utf8'));
       this.buffer = this.buffer.subarray(end + HEADER_END.length);
+      this.scanned = 0;
       const lengthText = headers['Content-Length'];
       let bodyLength = 0;
       if (lengthText !== undefined) {
@@ -86,7 +90,7 @@ export class EslFrameParser {
           throw new EslError('frame', `Content-Length ${bodyLength} exceeds the ${this.limits.maxBodyBytes}-byte limit`);
         }
       }
-      this.pending = { headers, bodyLength };
+      this.pending = { headers, bodyLength, headerBytes: end + HEADER_END.length };
     }
     const { headers, bodyLength } = this.pending;
     if (this.buffer.length < bodyLength) return null;
