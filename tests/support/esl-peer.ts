@@ -267,6 +267,7 @@ export class EslPeer {
   private readonly commandListeners = new Set<(command: PeerCommand) => void>();
   private nextId = 1;
   private refusing = false;
+  private muted = false;
   /** Connections ever accepted (a reconnect shows as one more). */
   accepted = 0;
 
@@ -353,6 +354,11 @@ export class EslPeer {
     this.refusing = false;
   }
 
+  /** While muted, commands are read and logged but never answered (a hung switch). */
+  mute(on: boolean): void {
+    this.muted = on;
+  }
+
   /** Sends raw bytes to every connection (malformed-frame tests). */
   sendRaw(bytes: Buffer): void {
     for (const p of this.peers) p.socket.write(bytes);
@@ -387,7 +393,7 @@ export class EslPeer {
         const command: PeerCommand = { connection: peer.id, text, at: process.hrtime.bigint() };
         this.commands.push(command);
         for (const listener of this.commandListeners) listener(command);
-        this.handle(peer, text);
+        if (!this.muted) this.handle(peer, text);
       }
     });
     this.send(peer, [render(T.authRequest)]);

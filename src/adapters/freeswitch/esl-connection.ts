@@ -236,18 +236,21 @@ export class EslConnection {
         this.handle(message, connectTimer);
       }
     });
-    socket.on('end', () => {
+    const parser = this.parser;
+    const checkTruncated = () => {
       try {
-        this.parser.end();
+        parser.end();
       } catch (err) {
         this.options.logger.warn({ err }, 'Event Socket closed in the middle of a message');
       }
-    });
+    };
+    socket.on('end', checkTruncated);
     socket.on('error', (err) => {
       this.options.logger.debug({ err }, 'Event Socket error');
     });
     socket.on('close', () => {
       clearTimeout(connectTimer);
+      checkTruncated(); // a reset brings no 'end'; end() reports once either way
       if (this.socket !== socket) return;
       this.socket = null;
       this.failReplies(new EslError('disconnected', 'the Event Socket connection dropped before the reply'));

@@ -4,6 +4,14 @@ import { EslPeer } from '../../support/esl-peer.js';
 import { placeCallRequest, testDriver, type TestDriver } from '../../support/esl-driver.js';
 import type { SwitchStatus } from '../../../src/ports.js';
 
+async function until(condition: () => boolean, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 describe('the Event Socket connection', () => {
   let peer: EslPeer | null = null;
   let t: TestDriver | null = null;
@@ -112,5 +120,68 @@ describe('the Event Socket connection', () => {
     peer.down();
     await new Promise((r) => setTimeout(r, 50));
     await expect(t.driver.placeCall(placeCallRequest({ citizenLegId: randomUUID() }))).rejects.toMatchObject({ code: 'not-connected' });
+  });
+
+  it('a malformed frame from the switch is logged, the connection is dropped and made again, and work goes on', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port);
+    t.driver.start();
+    await t.driver.ready();
+    peer.sendRaw(Buffer.from('Content-Length: 12abc\nContent-Type: text/event-json\n\n'));
+    await until(() => peer!.accepted === 2);
+    await t.driver.ready(3_000);
+    expect(peer.accepted).toBe(2);
+    expect(t.log.text()).toMatch(/Content-Length is not a byte count/);
+    const citizen = randomUUID();
+    peer.citizenCall(citizen);
+    const request = placeCallRequest({ citizenLegId: citizen });
+    await t.driver.placeCall(request);
+    await t.next((e) => e.type === 'target-answered' && e.legId === request.legId);
+  });
+
+  it('a frame cut off by the socket closing is reported as truncated, and the driver reconnects', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port);
+    t.driver.start();
+    await t.driver.ready();
+    peer.sendRaw(Buffer.from('Content-Length: 917\nContent-Type: text/event-json\n\n{"Event-Name":"BACKGROUND_JOB",'));
+    await new Promise((r) => setTimeout(r, 30));
+    peer.down();
+    peer.up();
+    await until(() => peer!.accepted === 2);
+    await t.driver.ready(3_000);
+    expect(t.log.text()).toMatch(/truncated frame/);
+    expect(t.driver.status().state).toBe('connected');
+  });
+
+  it('an event whose body is not JSON is skipped without dropping the connection', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port);
+    t.driver.start();
+    await t.driver.ready();
+    const body = '{"Event-Name":"CHANNEL_ANSWER",';
+    peer.sendRaw(Buffer.from(`Content-Length: ${body.length}\nContent-Type: text/event-json\n\n${body}`));
+    const citizen = randomUUID();
+    peer.citizenCall(citizen);
+    const request = placeCallRequest({ citizenLegId: citizen });
+    await t.driver.placeCall(request);
+    await t.next((e) => e.type === 'target-answered');
+    expect(peer.accepted).toBe(1);
+    expect(t.log.text()).toMatch(/unreadable event body/);
+  });
+
+  it('a switch that stops answering commands is timed out and the connection made again', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port, { commandTimeoutMs: 200 });
+    t.driver.start();
+    await t.driver.ready();
+    const citizen = randomUUID();
+    peer.citizenCall(citizen);
+    peer.mute(true);
+    await expect(t.driver.releaseAgent({ transferId: 'tr', agentLegId: citizen })).rejects.toMatchObject({ code: 'timeout' });
+    peer.mute(false);
+    await until(() => peer!.accepted === 2);
+    await t.driver.ready(3_000);
+    expect(peer.accepted).toBe(2);
   });
 });
