@@ -124,6 +124,7 @@ export class EslCallControl implements CallControl {
       sourceDesk: request.sourceDesk,
       sipDomain: this.options.sipDomain,
       answerTimeoutSeconds: request.answerTimeoutSeconds,
+      priority: request.priority,
     });
     const legId = request.legId.toLowerCase();
     const log = this.log.child({
@@ -147,13 +148,17 @@ export class EslCallControl implements CallControl {
       (err: EslError) => {
         if (err.code !== 'timeout') return;
         // FreeSWITCH should have sent CANCEL at originate_timeout; make sure the leg is gone, then move on.
-        log.warn({ jobId }, 'originate job timed out; killing the leg');
-        this.applyFact({
+        const output = this.tracker.apply({
           type: 'originate-result',
           legId,
           result: { ok: false, cause: 'ESL_JOB_TIMEOUT', failure: 'no-answer' },
         });
-        this.connection.api(uuidKillCommand(legId)).catch(() => undefined);
+        this.deliver(output);
+        // Only a leg still dialling is killed: one answered (seen by events or a reconcile) is in use.
+        if (output.events.some((e) => e.type === 'target-failed')) {
+          log.warn({ jobId }, 'originate job timed out while dialling; killing the leg');
+          this.connection.api(uuidKillCommand(legId)).catch(() => undefined);
+        }
       },
     );
     try {

@@ -91,6 +91,8 @@ export interface OriginateSpec {
   /** Host part of the Diversion URI: this platform's SIP domain. */
   readonly sipDomain: string;
   readonly answerTimeoutSeconds: number;
+  /** Emergencies (110 first, 紧急优先) are marked with SIP Priority: emergency (RFC 3261 §20.26). */
+  readonly priority?: 'emergency' | 'normal';
 }
 
 /** The {…} variables of the originate, in the order FreeSWITCH will apply them. */
@@ -124,6 +126,7 @@ export function originateVariables(spec: OriginateSpec): string[] {
   vars.push(channelVariable('sip_h_Call-Info', `<${safeHttpUrl(spec.stubUrl)}>;purpose=info`));
   // RFC 5806: the desk that handed the call over; "deflection" is a transfer by the answering party.
   vars.push(channelVariable('sip_h_Diversion', `<sip:${desk}@${spec.sipDomain}>;reason=deflection;counter=1`));
+  if (spec.priority === 'emergency') vars.push(channelVariable('sip_h_Priority', 'emergency'));
   vars.push(channelVariable('hotline_transfer_id', checkToken('the transfer id', spec.transferId)));
   // Chosen here so events about the new leg can be matched before the job returns.
   vars.push(channelVariable('origination_uuid', checkUuid('the new leg id', spec.legId)));

@@ -267,6 +267,12 @@ export class EslConnection {
         this.phase = 'auth';
         this.socket?.write(`auth ${this.options.password}\n\n`);
         return;
+      case 'text/rude-rejection':
+        // Not in the recordings: FreeSWITCH's answer to an address its event_socket ACL refuses.
+        clearTimeout(connectTimer);
+        this.setState('auth-failed', `FreeSWITCH refused this address (event_socket apply-inbound-acl): ${message.body.trim()}`);
+        this.socket?.destroy();
+        return;
       case 'text/disconnect-notice':
         // Sent before FreeSWITCH closes: after a refused password, an "exit", or a shutdown.
         return;

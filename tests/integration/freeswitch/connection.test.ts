@@ -184,4 +184,43 @@ describe('the Event Socket connection', () => {
     await t.driver.ready(3_000);
     expect(peer.accepted).toBe(2);
   });
+
+  it('an originate job with no result by its deadline is a no-answer failure, and the leg is killed', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port, { jobGraceMs: 200 });
+    t.driver.start();
+    await t.driver.ready();
+    const citizen = randomUUID();
+    peer.citizenCall(citizen);
+    peer.setOutcomes('sw110', ['ring']); // rings for ever: FreeSWITCH's own CANCEL never comes
+    const request = placeCallRequest({ citizenLegId: citizen, answerTimeoutSeconds: 1 });
+    await t.driver.placeCall(request);
+    const failed = await t.next((e) => e.type === 'target-failed', 3_000);
+    expect(failed).toMatchObject({ failure: 'no-answer', cause: 'ESL_JOB_TIMEOUT' });
+    await until(() => peer!.commandsLike(`api uuid_kill ${request.legId}`).length === 1);
+  });
+
+  it('a job result lost while disconnected does not kill a leg the reconcile found answered and that is now bridged', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port, { jobGraceMs: 300 });
+    t.driver.start();
+    await t.driver.ready();
+    const citizen = randomUUID();
+    peer.citizenCall(citizen);
+    peer.setOutcomes('sw110', ['ring']);
+    const request = placeCallRequest({ citizenLegId: citizen, answerTimeoutSeconds: 1 });
+    await t.driver.placeCall(request);
+    await t.next((e) => e.type === 'target-ringing');
+    peer.down();
+    await until(() => t!.driver.status().state !== 'connected');
+    peer.answer(request.legId); // its "+OK" job result goes to nobody
+    peer.up();
+    await t.next((e) => e.type === 'target-answered', 3_000);
+    await t.driver.bridgeToTarget({ transferId: request.transferId, citizenLegId: citizen, targetLegId: request.legId });
+    await t.next((e) => e.type === 'bridged');
+    await new Promise((r) => setTimeout(r, 1_500)); // past the job's deadline (1 s + 0.3 s)
+    expect(t.events.filter((e) => e.type === 'target-failed')).toEqual([]);
+    expect(peer.commandsLike('api uuid_kill')).toEqual([]);
+    expect(peer.channels.get(citizen)?.bridgedTo).toBe(request.legId);
+  });
 });

@@ -88,6 +88,13 @@ describe('the originate command', () => {
     expect(originateCommand({ ...spec, callerIdHeader: header })).toContain(`{sip_cid_type=${header},`);
   });
 
+  it('an emergency is marked Priority: emergency (RFC 3261 §20.26), a normal transfer is not', () => {
+    const names = (priority: 'emergency' | 'normal') => parseOriginate(originateCommand({ ...spec, priority })).vars.map(([n]) => n);
+    expect(names('emergency')).toEqual([...EXPECTED_NAMES.slice(0, 8), 'sip_h_Priority', ...EXPECTED_NAMES.slice(8)]);
+    expect(names('normal')).toEqual(EXPECTED_NAMES);
+    expect(originateCommand({ ...spec, priority: 'emergency' })).toContain(',sip_h_Priority=emergency,');
+  });
+
   it('a withheld number stays withheld: anonymous, with privacy asked for', () => {
     const { vars } = parseOriginate(originateCommand({ ...spec, callerId: { kind: 'withheld' } }));
     expect(Object.fromEntries(vars)).toMatchObject({
