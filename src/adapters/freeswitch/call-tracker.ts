@@ -97,6 +97,25 @@ export function legFactFromEvent(event: EslEvent): LegFact | null {
   }
 }
 
+const UNIQUE_ID_KEY = 'Unique-ID":"';
+const CONFERENCE_PREFIX = '"Conference-Name":"hl-';
+
+/**
+ * Whether a raw JSON event can matter to these transfers, without parsing it: it names a tracked leg
+ * under any "…Unique-ID" key (the channel, its other leg, either side of a bridge), or it is about one
+ * of this driver's conferences (named "hl-<transfer id>"), which outlive the transfer's tracking.
+ */
+export function eventMayConcern(rawJson: string, knowsLeg: (legId: string) => boolean): boolean {
+  if (rawJson.includes(CONFERENCE_PREFIX)) return true;
+  let at = rawJson.indexOf(UNIQUE_ID_KEY);
+  while (at >= 0) {
+    const start = at + UNIQUE_ID_KEY.length;
+    if (knowsLeg(rawJson.slice(start, start + 36).toLowerCase())) return true;
+    at = rawJson.indexOf(UNIQUE_ID_KEY, start);
+  }
+  return false;
+}
+
 export class CallTracker {
   private readonly transfers = new Map<string, Tracked>();
   private readonly legs = new Map<string, { transferId: string; party: Party }>();
@@ -165,6 +184,11 @@ export class CallTracker {
     for (const leg of [t.citizenLegId, t.agentLegId, t.targetLegId]) {
       if (leg && this.legs.get(leg)?.transferId === transferId) this.legs.delete(leg);
     }
+  }
+
+  /** Whether an event about this leg can matter. */
+  knowsLeg(legId: string): boolean {
+    return this.legs.has(legId);
   }
 
   has(transferId: string): boolean {

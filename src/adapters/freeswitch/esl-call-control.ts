@@ -19,7 +19,7 @@ import type {
   SwitchState,
   SwitchStatus,
 } from '../../ports.js';
-import { CallTracker, legFactFromEvent, type LegFact, type TrackerOutput } from './call-tracker.js';
+import { CallTracker, eventMayConcern, legFactFromEvent, type LegFact, type TrackerOutput } from './call-tracker.js';
 import {
   EVENT_SUBSCRIPTION,
   checkToken,
@@ -83,6 +83,7 @@ export class EslCallControl implements CallControl {
       reconnectInitialMs: options.reconnectInitialMs,
       reconnectMaxMs: options.reconnectMaxMs,
       logger: this.log,
+      eventFilter: (raw) => eventMayConcern(raw, (leg) => this.tracker.knowsLeg(leg)),
     });
     this.connection.onEvent((event) => {
       const fact = legFactFromEvent(event);

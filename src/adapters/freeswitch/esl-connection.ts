@@ -24,6 +24,12 @@ export interface EslConnectionOptions {
   readonly reconnectInitialMs: number;
   readonly reconnectMaxMs: number;
   readonly logger: Logger;
+  /**
+   * Looks at an event's raw JSON before it is parsed; false skips it. A switch sends events for every
+   * call it carries, and most are not ours: parsing only the relevant ones keeps the driver fast.
+   * BACKGROUND_JOB events are always parsed (the connection matches them to jobs).
+   */
+  readonly eventFilter?: (rawJson: string) => boolean;
 }
 
 export type EslEvent = Readonly<Record<string, string>>;
@@ -326,6 +332,8 @@ export class EslConnection {
   }
 
   private dispatchEvent(body: string): void {
+    const filter = this.options.eventFilter;
+    if (filter && !body.includes('"Event-Name":"BACKGROUND_JOB"') && !filter(body)) return;
     let event: Record<string, string>;
     try {
       event = parseJsonEvent(body);

@@ -159,12 +159,16 @@ describe('the Event Socket connection', () => {
     t = testDriver(peer.port);
     t.driver.start();
     await t.driver.ready();
-    const body = '{"Event-Name":"CHANNEL_ANSWER",';
-    peer.sendRaw(Buffer.from(`Content-Length: ${body.length}\nContent-Type: text/event-json\n\n${body}`));
     const citizen = randomUUID();
     peer.citizenCall(citizen);
+    peer.setOutcomes('sw110', ['ring']);
     const request = placeCallRequest({ citizenLegId: citizen });
     await t.driver.placeCall(request);
+    await t.next((e) => e.type === 'target-ringing');
+    // About a leg the driver tracks, so it is not filtered out before parsing.
+    const body = `{"Event-Name":"CHANNEL_ANSWER","Unique-ID":"${request.legId}",`;
+    peer.sendRaw(Buffer.from(`Content-Length: ${body.length}\nContent-Type: text/event-json\n\n${body}`));
+    peer.answer(request.legId);
     await t.next((e) => e.type === 'target-answered');
     expect(peer.accepted).toBe(1);
     expect(t.log.text()).toMatch(/unreadable event body/);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CallTracker, GONE_CAUSE, legFactFromEvent, type LegFact } from '../../../src/adapters/freeswitch/call-tracker.js';
+import { CallTracker, GONE_CAUSE, eventMayConcern, legFactFromEvent, type LegFact } from '../../../src/adapters/freeswitch/call-tracker.js';
 import { parseOriginateResult } from '../../../src/adapters/freeswitch/hangup-cause.js';
 import type { CallControlEvent } from '../../../src/ports.js';
 import { readConnections } from '../../support/esl-transcript.js';
@@ -155,5 +155,26 @@ describe('the tracker state machine on single facts', () => {
     const tracker = fresh();
     tracker.forget('tr');
     expect(tracker.apply({ type: 'hangup', legId: C, cause: 'NORMAL_CLEARING' }).events).toEqual([]);
+  });
+});
+
+describe('the pre-parse event filter', () => {
+  const raw = (file: string) => readConnections(file)[0]!.messages.filter((m) => m.event).map((m) => m.body);
+  it('keeps every recorded event that names a tracked leg under any Unique-ID key, and drops the rest', () => {
+    const B = '9b40ae71-a13b-4eac-b6db-02bf3d293582';
+    const bodies = raw('04-citizen-to-110-bridged.txt');
+    const kept = bodies.filter((b) => eventMayConcern(b, (leg) => leg === B));
+    // B's own events, plus the citizen's bridge, hangup and unbridge that name B as the other leg.
+    // (BACKGROUND_JOB names B only in its result; the connection lets every job result through.)
+    const expected = bodies.filter((b) => b.includes(B) && !b.includes('"Event-Name":"BACKGROUND_JOB"'));
+    expect(kept).toEqual(expected);
+    expect(kept.length).toBeGreaterThan(5);
+    expect(kept.length).toBeLessThan(bodies.length);
+  });
+
+  it('keeps conference events of this driver\'s conferences even after the transfer is forgotten', () => {
+    const event = JSON.stringify({ 'Event-Name': 'CUSTOM', 'Conference-Name': 'hl-tr', Action: 'del-member', 'Unique-ID': 'c0000000-0000-4000-8000-000000000009' });
+    expect(eventMayConcern(event, () => false)).toBe(true);
+    expect(eventMayConcern(event.replace('hl-tr', 'T-123'), () => false)).toBe(false);
   });
 });
