@@ -1,0 +1,19 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+/**
+ * ioredis by default queues commands while offline and retries each for a long time, so a dead Redis
+ * would stall a transfer for seconds. Here a command fails fast instead; the transfer service decides
+ * what a failure means (refuse a normal transfer, carry on with an emergency one).
+ */
+export function connectRedis(url: string, options: { commandTimeoutMs: number; connectTimeoutMs: number }): Redis {
+  const settings: RedisOptions = {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: options.commandTimeoutMs,
+    connectTimeout: options.connectTimeoutMs,
+    // Keep trying to reconnect forever, but never slower than once a second.
+    retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+    lazyConnect: false,
+  };
+  return new Redis(url, settings);
+}
