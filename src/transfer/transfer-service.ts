@@ -33,6 +33,8 @@ export interface TransferServiceSettings {
   /** Base URL of GET /v1/tickets, sent in Call-Info so the receiving side can fetch the stub. */
   readonly publicBaseUrl: string;
   readonly deferredWriteRetryMs: number;
+  /** Extra time past the switch's own answer timeout before the service gives up on a silent leg. */
+  readonly answerGuardGraceMs: number;
 }
 
 export interface TransferServiceDeps {
@@ -52,8 +54,6 @@ export interface RequestOptions {
   readonly principal: string;
 }
 
-/** Extra time past the switch's own answer timeout before the service gives up on a silent leg. */
-const ANSWER_GUARD_GRACE_MS = 5000;
 const LOCAL_IDEMPOTENCY_CAP = 10_000;
 
 export class TransferService {
@@ -64,7 +64,7 @@ export class TransferService {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly answerGuards = new Map<string, NodeJS.Timeout>();
   /** Idempotency keys seen here, so a double press is one transfer even while the store is down. */
-  private readonly localIdempotency = new Map<string, string>();
+  private readonly localIdempotency = new Map<string, { transferId: string; fingerprint: string }>();
   private readonly deferred: DeferredWrites;
   private draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -124,7 +124,9 @@ export class TransferService {
     const fingerprint = fingerprintOf(request);
     if (options.idempotencyKey !== null) {
       const seen = this.localIdempotency.get(options.idempotencyKey);
-      if (seen !== undefined) return this.replay(seen, true, fingerprint, options.idempotencyKey);
+      if (seen !== undefined) {
+        return this.replay(seen.transferId, seen.fingerprint === fingerprint, fingerprint, options.idempotencyKey);
+      }
     }
 
     const from = this.deps.desks[request.from];
@@ -200,7 +202,7 @@ export class TransferService {
       });
     }
 
-    if (options.idempotencyKey !== null) this.rememberKey(options.idempotencyKey, transfer.id);
+    if (options.idempotencyKey !== null) this.rememberKey(options.idempotencyKey, transfer.id, fingerprint);
     this.live.set(transfer.id, transfer);
     this.logFor(transfer).info(
       { callerId: maskNumber(transfer.presentedCallerId), principal: options.principal, stubDeferred },
@@ -216,13 +218,13 @@ export class TransferService {
     return { transfer: after ?? transfer, replay: false };
   }
 
-  private async replay(transferId: string, sameRequest: boolean, _fingerprint: string, key: string | null) {
+  private async replay(transferId: string, sameRequest: boolean, fingerprint: string, key: string | null) {
     if (!sameRequest) {
       throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used for a different request', {
         transferId,
       });
     }
-    if (key !== null) this.rememberKey(key, transferId);
+    if (key !== null) this.rememberKey(key, transferId, fingerprint);
     // A first attempt whose reply was lost may have stored the transfer without driving it: drive it now.
     const existing = await this.get(transferId);
     if (existing.state === 'requested' && !this.live.has(transferId)) {
@@ -233,12 +235,12 @@ export class TransferService {
     return { transfer: existing, replay: true };
   }
 
-  private rememberKey(key: string, transferId: string): void {
+  private rememberKey(key: string, transferId: string, fingerprint: string): void {
     if (this.localIdempotency.size >= LOCAL_IDEMPOTENCY_CAP) {
       const oldest = this.localIdempotency.keys().next().value;
       if (oldest !== undefined) this.localIdempotency.delete(oldest);
     }
-    this.localIdempotency.set(key, transferId);
+    this.localIdempotency.set(key, { transferId, fingerprint });
   }
 
   private stubOf(request: TransferRequest, now: string): TicketStub {
@@ -464,7 +466,7 @@ export class TransferService {
         await callControl?.hangUp({ transferId, legId, cause: 'NO_ANSWER' }).catch(() => undefined);
         return this.applyNow(transferId, { type: 'target-failed', failure: 'no-answer', cause: 'SERVICE_ANSWER_TIMEOUT' });
       });
-    }, this.deps.settings.answerTimeoutSeconds * 1000 + ANSWER_GUARD_GRACE_MS);
+    }, this.deps.settings.answerTimeoutSeconds * 1000 + this.deps.settings.answerGuardGraceMs);
     timer.unref();
     this.answerGuards.set(transferId, timer);
   }
