@@ -193,7 +193,7 @@ describe('the transfer state machine', () => {
   for (const [mode, table] of [['blind', BLIND], ['three-way', THREE_WAY]] as const) {
     for (const state of TRANSFER_STATES) {
       for (const [name, event] of Object.entries(EVENTS)) {
-        const expected = table[state][name];
+        const expected = table[state][name] as Expected;
         const title = expected === R ? 'refuses' : `goes to ${expected[0]}${expected.length > 1 ? ` doing ${expected.slice(1).join(', ')}` : ''}`;
         it(`${mode}: in ${state}, ${name} ${title}`, () => {
           const before = transferIn(state, mode);
