@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { maskNumber } from '../domain/phone-number.js';
 import { TicketStubSchema, type DeskId, type TicketStub } from '../domain/ticket-stub.js';
-import { isTerminal, TARGET_FAILURES, type TargetFailure, type Transfer, type TransferEffect, type TransferEvent } from '../domain/transfer.js';
+import { isSettled, isTerminal, TARGET_FAILURES, type TargetFailure, type Transfer, type TransferEffect, type TransferEvent } from '../domain/transfer.js';
 import { transition } from '../domain/transfer-state.js';
 import { AppError } from '../errors.js';
 import type {
@@ -360,6 +360,7 @@ export class TransferService {
     await this.perform(next, result.effects);
     const latest = this.live.get(transferId) ?? next;
     if (isTerminal(latest.state)) this.finish(transferId);
+    if (isSettled(latest.state)) this.wakeIdleWaiters();
     return latest;
   }
 
@@ -480,11 +481,19 @@ export class TransferService {
   private finish(transferId: string): void {
     this.clearGuard(transferId);
     this.live.delete(transferId);
-    if (this.live.size === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const wake of waiters) wake();
-    }
+  }
+
+  private unsettledCount(): number {
+    let count = 0;
+    for (const t of this.live.values()) if (!isSettled(t.state)) count += 1;
+    return count;
+  }
+
+  private wakeIdleWaiters(): void {
+    if (this.idleWaiters.length === 0 || this.unsettledCount() > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private onSwitchEvent(event: CallControlEvent): void {
@@ -531,10 +540,13 @@ export class TransferService {
     return this.deferred.counts();
   }
 
-  /** Stops taking transfers; resolves when live ones have ended or the deadline passes. */
+  /**
+   * Stops taking transfers; resolves when every transfer this instance drives is settled (bridged,
+   * conferenced or ended) or the deadline passes.
+   */
   async drain(deadlineMs: number): Promise<{ unfinished: number }> {
     this.draining = true;
-    if (this.live.size > 0) {
+    if (this.unsettledCount() > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, deadlineMs);
         timer.unref();
@@ -545,7 +557,7 @@ export class TransferService {
       });
     }
     await this.deferred.flush();
-    return { unfinished: this.live.size };
+    return { unfinished: this.unsettledCount() };
   }
 
   get isDraining(): boolean {

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { transition } from '../../src/domain/transfer-state.js';
 import {
+  isSettled,
   TRANSFER_EVENT_TYPES,
   TRANSFER_STATES,
   type Transfer,
@@ -259,5 +260,12 @@ describe('the citizen is never left alone', () => {
       { type: 'hang-up-target', targetLegId: 'leg-1' },
       { type: 'return-to-agent', reason: 'cancelled' },
     ]);
+  });
+});
+
+describe('isSettled', () => {
+  it.each(TRANSFER_STATES.map((s) => [s] as const))('%s', (state) => {
+    const settled = ['bridged', 'conferenced', 'completed', 'cancelled', 'failed', 'rejected'].includes(state);
+    expect(isSettled(state)).toBe(settled);
   });
 });
