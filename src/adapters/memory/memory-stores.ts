@@ -1,0 +1,127 @@
+// In-memory stores: the embedded default, so the service runs on a fresh machine without Redis.
+// They keep the same contract as the Redis stores (one contract suite runs against both).
+import type { TicketStub } from '../../domain/ticket-stub.js';
+import { isTerminal, type Transfer } from '../../domain/transfer.js';
+import type { Clock, CreateOptions, CreateResult, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
+
+/** How many puts between sweeps of expired stubs, so an idle stub does not stay in memory for ever. */
+const SWEEP_EVERY = 1000;
+
+export class MemoryTicketStore implements TicketStore {
+  private readonly stubs = new Map<string, { stub: TicketStub; expiresAt: number }>();
+  private putsSinceSweep = 0;
+  constructor(private readonly clock: Clock) {}
+
+  async put(stub: TicketStub, ttlSeconds: number): Promise<void> {
+    const now = this.clock.now().getTime();
+    this.stubs.delete(stub.ticketId); // re-inserted last, so the map stays in expiry order per TTL
+    this.stubs.set(stub.ticketId, { stub, expiresAt: now + ttlSeconds * 1000 });
+    this.putsSinceSweep += 1;
+    if (this.putsSinceSweep >= SWEEP_EVERY) {
+      this.putsSinceSweep = 0;
+      for (const [id, entry] of this.stubs) if (entry.expiresAt <= now) this.stubs.delete(id);
+    }
+  }
+
+  get size(): number {
+    return this.stubs.size;
+  }
+
+  async get(ticketId: string): Promise<TicketStub | null> {
+    const entry = this.stubs.get(ticketId);
+    if (!entry) return null;
+    if (entry.expiresAt <= this.clock.now().getTime()) {
+      this.stubs.delete(ticketId);
+      return null;
+    }
+    return entry.stub;
+  }
+}
+
+const AUDIT_CAP = 200;
+/** Ended transfers kept for reads; the oldest go first. Live ones are always kept. */
+const ENDED_CAP = 10_000;
+
+export class MemoryTransferStore implements TransferStore {
+  private readonly transfers = new Map<string, Transfer>();
+  private readonly audits = new Map<string, TransitionRecord[]>();
+  private readonly idempotency = new Map<string, { transferId: string; fingerprint: string }>();
+  private readonly callLocks = new Map<string, string>();
+  private readonly ended: string[] = [];
+
+  constructor(private readonly endedCap = ENDED_CAP) {}
+
+  get size(): number {
+    return this.transfers.size;
+  }
+
+  async create(transfer: Transfer, record: TransitionRecord, options: CreateOptions): Promise<CreateResult> {
+    if (options.idempotencyKey !== null) {
+      const seen = this.idempotency.get(options.idempotencyKey);
+      if (seen) {
+        return { outcome: 'replay', transferId: seen.transferId, sameRequest: seen.fingerprint === options.requestFingerprint };
+      }
+    }
+    const lockKey = callLockKey(transfer);
+    const holder = this.callLocks.get(lockKey);
+    if (holder !== undefined) return { outcome: 'call-busy', transferId: holder };
+
+    if (options.idempotencyKey !== null) {
+      this.idempotency.set(options.idempotencyKey, { transferId: transfer.id, fingerprint: options.requestFingerprint });
+      // Keys are remembered for about as many transfers as are kept (Redis expires them by TTL instead).
+      if (this.idempotency.size > this.endedCap * 2) {
+        const oldest = this.idempotency.keys().next().value;
+        if (oldest !== undefined) this.idempotency.delete(oldest);
+      }
+    }
+    this.callLocks.set(lockKey, transfer.id);
+    this.transfers.set(transfer.id, transfer);
+    this.audits.set(transfer.id, [record]);
+    return { outcome: 'created' };
+  }
+
+  async save(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale'> {
+    const stored = this.transfers.get(transfer.id);
+    if (stored && stored.version >= transfer.version) return 'stale';
+    this.transfers.set(transfer.id, transfer);
+    const audit = this.audits.get(transfer.id) ?? [];
+    audit.push(record);
+    if (audit.length > AUDIT_CAP) audit.shift();
+    this.audits.set(transfer.id, audit);
+    const lockKey = callLockKey(transfer);
+    if (isTerminal(transfer.state)) {
+      if (this.callLocks.get(lockKey) === transfer.id) this.callLocks.delete(lockKey);
+      this.forgetOldest(transfer.id);
+    } else if (!stored) {
+      this.callLocks.set(lockKey, transfer.id);
+    }
+    return 'saved';
+  }
+
+  async get(transferId: string): Promise<Transfer | null> {
+    return this.transfers.get(transferId) ?? null;
+  }
+
+  private forgetOldest(endedId: string): void {
+    this.ended.push(endedId);
+    while (this.ended.length > this.endedCap) {
+      const oldest = this.ended.shift()!;
+      this.transfers.delete(oldest);
+      this.audits.delete(oldest);
+    }
+  }
+
+  async listLive(): Promise<Transfer[]> {
+    return [...this.transfers.values()]
+      .filter((t) => !isTerminal(t.state))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async auditTrail(transferId: string): Promise<TransitionRecord[]> {
+    return [...(this.audits.get(transferId) ?? [])];
+  }
+}
+
+function callLockKey(t: Transfer): string {
+  return `${t.citizenLeg.switchId}\u0000${t.citizenLeg.legId}`;
+}

@@ -1,0 +1,34 @@
+// Every Redis key this service writes, in one place. Each key that can grow has a TTL or a cap.
+//
+// | key                              | type   | holds                                  | bound              |
+// |----------------------------------|--------|----------------------------------------|--------------------|
+// | {ns}:ticket:{ticketId}           | string | ticket stub JSON                       | TTL ticketTtl      |
+// | {ns}:transfer:{id}               | string | transfer JSON                          | TTL transferTtl    |
+// | {ns}:transfer:{id}:audit         | list   | transition records JSON                | cap 200, TTL       |
+// | {ns}:idem:{key}                  | string | {transferId, fingerprint}              | TTL idempotencyTtl |
+// | {ns}:call:{switchId}:{legId}     | string | id of the transfer moving that call    | TTL, DEL at end    |
+// | {ns}:live                        | zset   | live transfer ids by creation time     | ZREM at end, trim  |
+// | {ns}:feed                        | pubsub | bus events                             | not stored         |
+export interface RedisKeys {
+  ticket(ticketId: string): string;
+  transfer(transferId: string): string;
+  audit(transferId: string): string;
+  idempotency(key: string): string;
+  callLock(switchId: string, legId: string): string;
+  readonly live: string;
+  readonly feed: string;
+}
+
+export function redisKeys(namespace: string): RedisKeys {
+  return {
+    ticket: (id) => `${namespace}:ticket:${id}`,
+    transfer: (id) => `${namespace}:transfer:${id}`,
+    audit: (id) => `${namespace}:transfer:${id}:audit`,
+    idempotency: (key) => `${namespace}:idem:${key}`,
+    callLock: (switchId, legId) => `${namespace}:call:${switchId}:${legId}`,
+    live: `${namespace}:live`,
+    feed: `${namespace}:feed`,
+  };
+}
+
+export const AUDIT_CAP = 200;

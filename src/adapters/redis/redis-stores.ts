@@ -1,0 +1,163 @@
+// Ticket and transfer stores on Redis. Multi-key changes run as Lua scripts so each is atomic: a
+// double press arriving at the same instant on two service instances still makes one transfer.
+import type { Redis } from 'ioredis';
+import { TicketStubSchema, type TicketStub } from '../../domain/ticket-stub.js';
+import { isTerminal, type Transfer } from '../../domain/transfer.js';
+import type { CreateOptions, CreateResult, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
+import { AUDIT_CAP, type RedisKeys } from './keys.js';
+
+export class RedisTicketStore implements TicketStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+  ) {}
+
+  async put(stub: TicketStub, ttlSeconds: number): Promise<void> {
+    // One SET of the whole JSON: a reader sees the old stub, the new one, or none — never a part.
+    await this.redis.set(this.keys.ticket(stub.ticketId), JSON.stringify(stub), 'EX', ttlSeconds);
+  }
+
+  async get(ticketId: string): Promise<TicketStub | null> {
+    const raw = await this.redis.get(this.keys.ticket(ticketId));
+    if (raw === null) return null;
+    return TicketStubSchema.parse(JSON.parse(raw));
+  }
+}
+
+// KEYS: idem, callLock, transfer, audit, live
+// ARGV: hasIdem, idemValueJson, transferId, transferJson, recordJson, ttl, idemTtl, score
+const CREATE_SCRIPT = `
+if ARGV[1] == '1' then
+  local seen = redis.call('GET', KEYS[1])
+  if seen then return {'replay', seen} end
+end
+local holder = redis.call('GET', KEYS[2])
+if holder then return {'call-busy', holder} end
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[7]) end
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[6])
+redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[6])
+redis.call('DEL', KEYS[4])
+redis.call('RPUSH', KEYS[4], ARGV[5])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+redis.call('ZADD', KEYS[5], ARGV[8], ARGV[3])
+return {'created', ARGV[3]}
+`;
+
+// KEYS: transfer, audit, callLock, live
+// ARGV: transferId, version, transferJson, recordJson, ttl, terminal, score, auditCap
+const SAVE_SCRIPT = `
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local version = tonumber(cjson.decode(stored)['version'])
+  if version >= tonumber(ARGV[2]) then return 'stale' end
+end
+redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[5])
+redis.call('RPUSH', KEYS[2], ARGV[4])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+if ARGV[6] == '1' then
+  if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+  redis.call('ZREM', KEYS[4], ARGV[1])
+elseif not stored then
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5], 'NX')
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
+end
+return 'saved'
+`;
+
+export interface RedisTransferStoreOptions {
+  readonly transferTtlSeconds: number;
+  readonly idempotencyTtlSeconds: number;
+}
+
+/** The scripts as commands: ioredis sends EVALSHA and loads the script only when Redis lacks it. */
+interface TransferScripts {
+  hotlineCreateTransfer(...args: (string | number)[]): Promise<[string, string]>;
+  hotlineSaveTransfer(...args: (string | number)[]): Promise<string>;
+}
+
+export class RedisTransferStore implements TransferStore {
+  private readonly scripts: TransferScripts;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: RedisKeys,
+    private readonly options: RedisTransferStoreOptions,
+  ) {
+    if (!('hotlineCreateTransfer' in redis)) {
+      redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 5, lua: CREATE_SCRIPT });
+      redis.defineCommand('hotlineSaveTransfer', { numberOfKeys: 4, lua: SAVE_SCRIPT });
+    }
+    this.scripts = redis as unknown as TransferScripts;
+  }
+
+  async create(transfer: Transfer, record: TransitionRecord, options: CreateOptions): Promise<CreateResult> {
+    const k = this.keys;
+    const reply = await this.scripts.hotlineCreateTransfer(
+      k.idempotency(options.idempotencyKey ?? ''),
+      k.callLock(transfer.citizenLeg.switchId, transfer.citizenLeg.legId),
+      k.transfer(transfer.id),
+      k.audit(transfer.id),
+      k.live,
+      options.idempotencyKey === null ? '0' : '1',
+      JSON.stringify({ transferId: transfer.id, fingerprint: options.requestFingerprint }),
+      transfer.id,
+      JSON.stringify(transfer),
+      JSON.stringify(record),
+      this.options.transferTtlSeconds,
+      this.options.idempotencyTtlSeconds,
+      Date.parse(transfer.createdAt),
+    );
+    const [outcome, value] = reply;
+    if (outcome === 'replay') {
+      const seen = JSON.parse(value) as { transferId: string; fingerprint: string };
+      return { outcome: 'replay', transferId: seen.transferId, sameRequest: seen.fingerprint === options.requestFingerprint };
+    }
+    if (outcome === 'call-busy') return { outcome: 'call-busy', transferId: value };
+    return { outcome: 'created' };
+  }
+
+  async save(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale'> {
+    const k = this.keys;
+    const reply = await this.scripts.hotlineSaveTransfer(
+      k.transfer(transfer.id),
+      k.audit(transfer.id),
+      k.callLock(transfer.citizenLeg.switchId, transfer.citizenLeg.legId),
+      k.live,
+      transfer.id,
+      transfer.version,
+      JSON.stringify(transfer),
+      JSON.stringify(record),
+      this.options.transferTtlSeconds,
+      isTerminal(transfer.state) ? '1' : '0',
+      Date.parse(transfer.createdAt),
+      AUDIT_CAP,
+    );
+    return reply === 'stale' ? 'stale' : 'saved';
+  }
+
+  async get(transferId: string): Promise<Transfer | null> {
+    const raw = await this.redis.get(this.keys.transfer(transferId));
+    return raw === null ? null : (JSON.parse(raw) as Transfer);
+  }
+
+  async listLive(): Promise<Transfer[]> {
+    // Ids whose transfer expired without ending (a crash) are dropped from the set as they are found.
+    const ids = await this.redis.zrange(this.keys.live, '0', '999');
+    if (ids.length === 0) return [];
+    const raws = await this.redis.mget(ids.map((id) => this.keys.transfer(id)));
+    const live: Transfer[] = [];
+    const gone: string[] = [];
+    raws.forEach((raw, i) => {
+      if (raw === null) gone.push(ids[i] as string);
+      else live.push(JSON.parse(raw) as Transfer);
+    });
+    if (gone.length > 0) await this.redis.zrem(this.keys.live, ...gone);
+    return live.filter((t) => !isTerminal(t.state));
+  }
+
+  async auditTrail(transferId: string): Promise<TransitionRecord[]> {
+    const raws = await this.redis.lrange(this.keys.audit(transferId), 0, -1);
+    return raws.map((raw) => JSON.parse(raw) as TransitionRecord);
+  }
+}

@@ -1,0 +1,140 @@
+// The composition root: configuration → adapters → transfer service → HTTP server; graceful shutdown.
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { MemoryEventBus } from './adapters/memory/memory-event-bus.js';
+import { MemoryTicketStore, MemoryTransferStore } from './adapters/memory/memory-stores.js';
+import { redisKeys } from './adapters/redis/keys.js';
+import { connectRedis } from './adapters/redis/redis-connection.js';
+import { RedisEventBus } from './adapters/redis/redis-event-bus.js';
+import { RedisTicketStore, RedisTransferStore } from './adapters/redis/redis-stores.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { buildApp } from './http/app.js';
+import { createLogger } from './logger.js';
+import type { CallControl, Clock, EventBus, HealthCheck, IdSource, TicketStore, TransferStore } from './ports.js';
+import { TransferService } from './transfer/transfer-service.js';
+
+const systemClock: Clock = { now: () => new Date() };
+const randomIds: IdSource = { uuid: () => randomUUID() };
+
+interface Stores {
+  tickets: TicketStore;
+  transfers: TransferStore;
+  bus: EventBus;
+  healthChecks: HealthCheck[];
+  close(): Promise<void>;
+}
+
+function buildStores(config: Config): Stores {
+  const target = config.redis.sentinel ? { sentinel: config.redis.sentinel } : config.redis.url;
+  if (target === null) {
+    return {
+      tickets: new MemoryTicketStore(systemClock),
+      transfers: new MemoryTransferStore(),
+      bus: new MemoryEventBus(),
+      healthChecks: [{ name: 'store', check: async () => ({ healthy: true, detail: 'embedded in-memory store (one instance, not durable)' }) }],
+      close: async () => undefined,
+    };
+  }
+  const timeouts = { commandTimeoutMs: config.redis.commandTimeoutMs, connectTimeoutMs: config.redis.connectTimeoutMs };
+  const redis = connectRedis(target, timeouts);
+  const subscriber = connectRedis(target, timeouts);
+  const keys = redisKeys(config.redis.namespace);
+  const quiet = (client: Redis) => client.on('error', () => undefined); // state is reported by /health/ready
+  quiet(redis);
+  quiet(subscriber);
+  return {
+    tickets: new RedisTicketStore(redis, keys),
+    transfers: new RedisTransferStore(redis, keys, {
+      transferTtlSeconds: config.transfers.ttlSeconds,
+      idempotencyTtlSeconds: config.transfers.idempotencyTtlSeconds,
+    }),
+    bus: new RedisEventBus(redis, subscriber, keys.feed),
+    healthChecks: [
+      {
+        name: 'store',
+        check: async () => {
+          if (redis.status !== 'ready') return { healthy: false, detail: `redis ${redis.status}` };
+          await redis.ping();
+          return { healthy: true, detail: 'redis' };
+        },
+      },
+    ],
+    close: async () => {
+      await Promise.allSettled([redis.quit(), subscriber.quit()]);
+    },
+  };
+}
+
+/** Call-control drivers named in config. The FreeSWITCH and SIP drivers register here. */
+function buildSwitches(_config: Config): CallControl[] {
+  return [];
+}
+
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig({ defaultsPath: fileURLToPath(new URL('../config/default.json', import.meta.url)), env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  if (config.auth.developmentKeys) logger.warn('using the development API keys from config/default.json');
+
+  const stores = buildStores(config);
+  const service = new TransferService({
+    tickets: stores.tickets,
+    transfers: stores.transfers,
+    bus: stores.bus,
+    clock: systemClock,
+    ids: randomIds,
+    logger,
+    desks: config.desks,
+    settings: {
+      ticketTtlSeconds: config.tickets.ttlSeconds,
+      answerTimeoutSeconds: config.transfers.answerTimeoutSeconds,
+      publicBaseUrl: config.http.publicBaseUrl,
+      deferredWriteRetryMs: config.transfers.deferredWriteRetryMs,
+      answerGuardGraceMs: 5000,
+    },
+  });
+  const switches = buildSwitches(config);
+  for (const callControl of switches) service.attachSwitch(callControl);
+  if (switches.length === 0) logger.warn('no call-control driver is configured: transfers are refused with 503');
+
+  const app = await buildApp({
+    service,
+    apiKeys: config.auth.keys,
+    healthChecks: stores.healthChecks,
+    logger,
+    bodyLimitBytes: config.http.bodyLimitBytes,
+  });
+  await app.listen({ host: config.http.host, port: config.http.port });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal, live: service.liveCount }, 'shutting down: no new transfers, letting live ones finish');
+    const { unfinished } = await service.drain(config.transfers.drainTimeoutSeconds * 1000);
+    if (unfinished > 0) logger.warn({ unfinished }, 'drain deadline passed with transfers still live');
+    await app.close();
+    await service.close();
+    await Promise.allSettled(switches.map((s) => s.close()));
+    await stores.bus.close();
+    await stores.close();
+    logger.info('stopped');
+    logger.flush();
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  await main();
+}

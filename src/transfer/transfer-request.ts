@@ -1,0 +1,51 @@
+// What an agent's transfer key (or a PBX, or the SIP edge) asks for. Parsed with zod at the edge.
+import { z } from 'zod';
+import { CallerNumberSchema } from '../domain/phone-number.js';
+import {
+  CategoryCodeSchema,
+  DeskIdSchema,
+  DivisionCodeSchema,
+  TicketIdSchema,
+  TicketKindSchema,
+  UrgencySchema,
+} from '../domain/ticket-stub.js';
+import { PrioritySchema, TransferModeSchema } from '../domain/transfer.js';
+
+/** FreeSWITCH channel UUIDs and SIP Call-IDs; nothing that could break a command or a header. */
+export const LegIdSchema = z.string().regex(/^[0-9A-Za-z][0-9A-Za-z@._:-]{0,127}$/, 'a call leg id');
+const PersonIdSchema = z.string().regex(/^[0-9A-Za-z_-]{1,32}$/, '1-32 letters, digits, - or _');
+const SwitchIdSchema = z.string().regex(/^[0-9A-Za-z_-]{1,32}$/, 'a switch id from config');
+
+const TicketInputSchema = z
+  .object({
+    ticketId: TicketIdSchema,
+    kind: TicketKindSchema,
+    categoryCode: CategoryCodeSchema,
+    divisionCode: DivisionCodeSchema,
+    summary: z.string().trim().min(1).max(1000),
+    location: z.string().trim().min(1).max(200).optional(),
+    urgency: UrgencySchema,
+    callerName: z.string().trim().min(1).max(64).optional(),
+  })
+  .strict();
+
+export const TransferRequestSchema = z
+  .object({
+    citizenLeg: z.object({ switchId: SwitchIdSchema.optional(), legId: LegIdSchema }).strict(),
+    agent: z
+      .object({ agentId: PersonIdSchema, seatId: PersonIdSchema, legId: LegIdSchema.nullable().default(null) })
+      .strict(),
+    from: DeskIdSchema,
+    to: DeskIdSchema,
+    mode: TransferModeSchema.default('blind'),
+    priority: PrioritySchema.default('normal'),
+    /** 首接负责制; the sending desk when not given. */
+    firstReceiver: DeskIdSchema.optional(),
+    /** The citizen's number as the switch gave it; null or "anonymous" when withheld. */
+    callerNumber: CallerNumberSchema,
+    ticket: TicketInputSchema,
+  })
+  .strict();
+
+export type TransferRequestInput = z.input<typeof TransferRequestSchema>;
+export type TransferRequest = z.output<typeof TransferRequestSchema>;

@@ -1,0 +1,652 @@
+// The transfer service: the path of one transfer as ARCHITECTURE.md tells it. It validates, stores the
+// ticket stub before any signalling leaves, makes a double press one transfer, then drives the state
+// machine from switch events and performs its effects. One queue per transfer keeps events in order.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { maskNumber } from '../domain/phone-number.js';
+import { TicketStubSchema, type DeskId, type TicketStub } from '../domain/ticket-stub.js';
+import { isSettled, isTerminal, TARGET_FAILURES, type TargetFailure, type Transfer, type TransferEffect, type TransferEvent } from '../domain/transfer.js';
+import { transition } from '../domain/transfer-state.js';
+import { AppError } from '../errors.js';
+import type {
+  BusEvent,
+  CallControl,
+  CallControlEvent,
+  Clock,
+  EventBus,
+  IdSource,
+  InFlightLegs,
+  TicketStore,
+  TransferStore,
+  TransitionRecord,
+} from '../ports.js';
+import { DeferredWrites } from './deferred-writes.js';
+import type { TransferRequest } from './transfer-request.js';
+
+export interface DeskDirectory {
+  readonly [desk: DeskId]: { readonly number: string; readonly trunks: readonly string[] };
+}
+
+export interface TransferServiceSettings {
+  readonly ticketTtlSeconds: number;
+  readonly answerTimeoutSeconds: number;
+  /** Base URL of GET /v1/tickets, sent in Call-Info so the receiving side can fetch the stub. */
+  readonly publicBaseUrl: string;
+  readonly deferredWriteRetryMs: number;
+  /** Extra time past the switch's own answer timeout before the service gives up on a silent leg. */
+  readonly answerGuardGraceMs: number;
+}
+
+export interface TransferServiceDeps {
+  readonly tickets: TicketStore;
+  readonly transfers: TransferStore;
+  readonly bus: EventBus;
+  readonly clock: Clock;
+  readonly ids: IdSource;
+  readonly logger: Logger;
+  readonly desks: DeskDirectory;
+  readonly settings: TransferServiceSettings;
+}
+
+export interface RequestOptions {
+  readonly idempotencyKey: string | null;
+  /** Who asked: the API key's name, or the SIP edge. Recorded, never trusted for routing. */
+  readonly principal: string;
+}
+
+const LOCAL_IDEMPOTENCY_CAP = 10_000;
+
+export class TransferService {
+  private readonly switches = new Map<string, CallControl>();
+  private readonly unsubscribes: (() => void)[] = [];
+  /** Transfers this instance drives, until they end. */
+  private readonly live = new Map<string, Transfer>();
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly answerGuards = new Map<string, NodeJS.Timeout>();
+  /** Idempotency keys seen here, so a double press is one transfer even while the store is down. */
+  private readonly localIdempotency = new Map<string, { transferId: string; fingerprint: string }>();
+  private readonly deferred: DeferredWrites;
+  private draining = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(private readonly deps: TransferServiceDeps) {
+    this.deferred = new DeferredWrites({
+      tickets: deps.tickets,
+      transfers: deps.transfers,
+      ticketTtlSeconds: deps.settings.ticketTtlSeconds,
+      retryMs: deps.settings.deferredWriteRetryMs,
+      logger: deps.logger,
+      onStoreHealth: (healthy, detail) => void this.publish({ kind: 'store', healthy, detail, at: this.now() }),
+    });
+  }
+
+  // ------------------------------------------------------------ switches
+
+  /** Registers a call-control driver; its events drive the transfers it carries. */
+  attachSwitch(callControl: CallControl): void {
+    this.switches.set(callControl.switchId, callControl);
+    this.unsubscribes.push(callControl.onEvent((event) => this.onSwitchEvent(event)));
+    let wasConnected = callControl.status().state === 'connected';
+    this.unsubscribes.push(
+      callControl.onStatus((status) => {
+        void this.publish({ kind: 'switch', status, at: this.now() });
+        const connected = status.state === 'connected';
+        if (connected && !wasConnected) void this.reconcile(callControl);
+        wasConnected = connected;
+      }),
+    );
+  }
+
+  switchStatuses() {
+    return [...this.switches.values()].map((s) => s.status());
+  }
+
+  private pickSwitch(request: TransferRequest): CallControl {
+    const wanted = request.citizenLeg.switchId;
+    if (wanted !== undefined) {
+      const named = this.switches.get(wanted);
+      if (!named) throw new AppError('unknown_switch', `no switch named ${wanted} is configured`, { field: 'citizenLeg.switchId' });
+      if (named.status().state !== 'connected') {
+        throw new AppError('switch_unavailable', `switch ${wanted} is not connected`);
+      }
+      return named;
+    }
+    const connected = [...this.switches.values()].filter((s) => s.status().state === 'connected');
+    const chosen = connected.find((s) => s.status().desk === request.from) ?? connected[0];
+    if (!chosen) throw new AppError('switch_unavailable', 'no call-control driver is connected');
+    return chosen;
+  }
+
+  // ------------------------------------------------------------ the transfer key
+
+  async request(request: TransferRequest, options: RequestOptions): Promise<{ transfer: Transfer; replay: boolean }> {
+    if (this.draining) throw new AppError('shutting_down', 'this instance is shutting down; retry on another');
+    const fingerprint = fingerprintOf(request);
+    if (options.idempotencyKey !== null) {
+      const seen = this.localIdempotency.get(options.idempotencyKey);
+      if (seen !== undefined) {
+        return this.replay(seen.transferId, seen.fingerprint === fingerprint, fingerprint, options.idempotencyKey);
+      }
+    }
+
+    const from = this.deps.desks[request.from];
+    const to = this.deps.desks[request.to];
+    if (!from) throw new AppError('unknown_desk', `desk ${request.from} is not configured`, { field: 'from' });
+    if (!to) throw new AppError('unknown_desk', `desk ${request.to} is not configured`, { field: 'to' });
+    if (request.from === request.to) throw new AppError('same_desk', 'a call is transferred to another desk', { field: 'to' });
+    const callControl = this.pickSwitch(request);
+
+    const now = this.now();
+    const transfer: Transfer = {
+      id: this.deps.ids.uuid(),
+      direction: { from: request.from, to: request.to },
+      mode: request.mode,
+      priority: request.priority,
+      firstReceiver: request.firstReceiver ?? request.from,
+      citizenLeg: { switchId: callControl.switchId, legId: request.citizenLeg.legId },
+      agent: { agentId: request.agent.agentId, seatId: request.agent.seatId, legId: request.agent.legId },
+      target: { desk: request.to, number: to.number, trunks: [...to.trunks] },
+      presentedCallerId: request.callerNumber,
+      ticketId: request.ticket.ticketId,
+      stubDeferred: false,
+      state: 'requested',
+      trunkIndex: 0,
+      targetLegId: null,
+      failure: null,
+      endedBy: null,
+      version: 1,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const stub = this.stubOf(request, now);
+    const emergency = request.priority === 'emergency';
+
+    // 1. The stub, before anything else: the receiving seat must be able to read it when its phone rings.
+    let stubDeferred = false;
+    try {
+      await this.deps.tickets.put(stub, this.deps.settings.ticketTtlSeconds);
+    } catch (err) {
+      if (!emergency) throw storeUnavailable(err);
+      // An emergency is never blocked by a broken store: the stub is kept here and retried.
+      stubDeferred = true;
+      this.deferred.deferStub(stub);
+    }
+
+    // 2. The transfer record, atomically with the idempotency key and the citizen-call lock.
+    const created: TransitionRecord = {
+      transferId: transfer.id,
+      at: now,
+      from: null,
+      to: 'requested',
+      event: 'created',
+      version: 1,
+      detail: `by ${options.principal}`,
+    };
+    let result;
+    try {
+      result = await this.deps.transfers.create(transfer, created, {
+        idempotencyKey: options.idempotencyKey,
+        requestFingerprint: fingerprint,
+      });
+    } catch (err) {
+      if (!emergency) throw storeUnavailable(err);
+      this.deferred.deferTransfer(transfer, created);
+      result = { outcome: 'created' as const };
+    }
+    if (result.outcome === 'replay') {
+      return this.replay(result.transferId, result.sameRequest, fingerprint, options.idempotencyKey);
+    }
+    if (result.outcome === 'call-busy') {
+      throw new AppError('call_already_transferring', 'this call is already being transferred', {
+        transferId: result.transferId,
+      });
+    }
+
+    if (options.idempotencyKey !== null) this.rememberKey(options.idempotencyKey, transfer.id, fingerprint);
+    this.live.set(transfer.id, transfer);
+    this.logFor(transfer).info(
+      { callerId: maskNumber(transfer.presentedCallerId), principal: options.principal, stubDeferred },
+      'transfer requested',
+    );
+    void this.publish({ kind: 'transfer', transfer, record: created });
+
+    // 3. Signalling: the state machine's place-call effect runs inside this call, so the answer says
+    //    whether the switch took the command.
+    const after = await this.enqueue(transfer.id, () =>
+      this.applyNow(transfer.id, { type: 'stub-stored', deferred: stubDeferred }),
+    );
+    return { transfer: after ?? transfer, replay: false };
+  }
+
+  private async replay(transferId: string, sameRequest: boolean, fingerprint: string, key: string | null) {
+    if (!sameRequest) {
+      throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used for a different request', {
+        transferId,
+      });
+    }
+    if (key !== null) this.rememberKey(key, transferId, fingerprint);
+    // A first attempt whose reply was lost may have stored the transfer without driving it: drive it now.
+    const existing = await this.get(transferId);
+    if (existing.state === 'requested' && !this.live.has(transferId)) {
+      this.live.set(transferId, existing);
+      const resumed = await this.enqueue(transferId, () => this.applyNow(transferId, { type: 'stub-stored', deferred: false }));
+      return { transfer: resumed ?? existing, replay: true };
+    }
+    return { transfer: existing, replay: true };
+  }
+
+  private rememberKey(key: string, transferId: string, fingerprint: string): void {
+    if (this.localIdempotency.size >= LOCAL_IDEMPOTENCY_CAP) {
+      const oldest = this.localIdempotency.keys().next().value;
+      if (oldest !== undefined) this.localIdempotency.delete(oldest);
+    }
+    this.localIdempotency.set(key, { transferId, fingerprint });
+  }
+
+  private stubOf(request: TransferRequest, now: string): TicketStub {
+    const parsed = TicketStubSchema.safeParse({
+      ...request.ticket,
+      sourceDesk: request.from,
+      callerNumber: request.callerNumber.kind === 'number' ? request.callerNumber.national : null,
+      agentId: request.agent.agentId,
+      seatId: request.agent.seatId,
+      createdAt: now,
+    });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new AppError('invalid_request', issue?.message ?? 'invalid ticket', {
+        field: ['ticket', ...(issue?.path ?? []).map(String)].join('.'),
+      });
+    }
+    return parsed.data;
+  }
+
+  // ------------------------------------------------------------ reads and cancel
+
+  async get(transferId: string): Promise<Transfer> {
+    const local = this.live.get(transferId) ?? this.deferred.transfer(transferId);
+    if (local) return local;
+    let stored: Transfer | null;
+    try {
+      stored = await this.deps.transfers.get(transferId);
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+    if (!stored) throw new AppError('transfer_not_found', `no transfer ${transferId}`);
+    return stored;
+  }
+
+  async auditTrail(transferId: string): Promise<TransitionRecord[]> {
+    await this.get(transferId);
+    try {
+      return await this.deps.transfers.auditTrail(transferId);
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+  }
+
+  async ticket(ticketId: string): Promise<TicketStub> {
+    const waiting = this.deferred.stub(ticketId);
+    if (waiting) return waiting;
+    let stub: TicketStub | null;
+    try {
+      stub = await this.deps.tickets.get(ticketId);
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+    if (!stub) throw new AppError('ticket_not_found', `no ticket stub ${ticketId} (never stored, or expired)`);
+    return stub;
+  }
+
+  async cancel(transferId: string): Promise<Transfer> {
+    const current = await this.get(transferId);
+    if (!this.live.has(transferId)) {
+      if (isTerminal(current.state)) {
+        throw new AppError('cannot_cancel', `the transfer has already ended (${current.state})`);
+      }
+      // Another instance drives it: cancelling here would race its switch events.
+      throw new AppError('cannot_cancel', 'the transfer is driven by another service instance', { state: current.state });
+    }
+    const outcome = await this.enqueue(transferId, () =>
+      this.applyNow(transferId, { type: 'cancel-requested' }, { refuseWith: 'cannot_cancel' }),
+    );
+    return outcome ?? current;
+  }
+
+  // ------------------------------------------------------------ the state machine's shell
+
+  private enqueue<T>(transferId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(transferId) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.queues.set(transferId, settled);
+    void settled.then(() => {
+      if (this.queues.get(transferId) === settled) this.queues.delete(transferId);
+    });
+    return next;
+  }
+
+  private async applyNow(
+    transferId: string,
+    event: TransferEvent,
+    options: { refuseWith?: 'cannot_cancel' } = {},
+  ): Promise<Transfer | null> {
+    const current = this.live.get(transferId);
+    if (!current) {
+      this.deps.logger.debug({ transferId, event: event.type }, 'event for a transfer this instance does not drive');
+      return null;
+    }
+    const result = transition(current, event, this.now());
+    if (!result.ok) {
+      this.logFor(current).warn({ state: result.state, event: result.event, reason: result.reason }, 'transition refused');
+      if (options.refuseWith) throw new AppError(options.refuseWith, result.reason, { state: result.state });
+      return current;
+    }
+    const next = result.transfer;
+    const record: TransitionRecord = {
+      transferId,
+      at: next.updatedAt,
+      from: current.state,
+      to: next.state,
+      event: event.type,
+      version: next.version,
+      ...(detailOf(event) ? { detail: detailOf(event) } : {}),
+    };
+    this.live.set(transferId, next);
+    if ((await this.persist(next, record)) === 'stale') {
+      // Another instance stored this version first (it resumed the transfer too): it drives it, and
+      // performing the effects here as well would place the call twice.
+      this.live.delete(transferId);
+      this.logFor(next).info({ event: event.type }, 'another instance drives this transfer');
+      return this.deps.transfers.get(transferId).catch(() => null);
+    }
+    this.logFor(next).info({ from: current.state, to: next.state, event: event.type, detail: record.detail }, 'transfer transition');
+    void this.publish({ kind: 'transfer', transfer: next, record });
+
+    await this.perform(next, result.effects);
+    const latest = this.live.get(transferId) ?? next;
+    if (isTerminal(latest.state)) this.finish(transferId);
+    if (isSettled(latest.state)) this.wakeIdleWaiters();
+    return latest;
+  }
+
+  /** 'stale' when the store already holds this version: someone else made this transition. */
+  private async persist(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale' | 'deferred'> {
+    if (this.deferred.holds(transfer.id)) {
+      this.deferred.deferTransfer(transfer, record);
+      return 'deferred';
+    }
+    try {
+      return await this.deps.transfers.save(transfer, record);
+    } catch (err) {
+      // A live call never stalls on the store: the write is kept and retried in order.
+      this.logFor(transfer).warn({ err: errorText(err) }, 'transfer write deferred: store unavailable');
+      this.deferred.deferTransfer(transfer, record);
+      return 'deferred';
+    }
+  }
+
+  private async perform(transfer: Transfer, effects: readonly TransferEffect[]): Promise<void> {
+    const callControl = this.switches.get(transfer.citizenLeg.switchId);
+    for (const effect of effects) {
+      if (!callControl) {
+        this.logFor(transfer).error({ effect: effect.type }, 'no driver for the switch holding this call');
+        continue;
+      }
+      try {
+        await this.performOne(callControl, transfer, effect);
+      } catch (err) {
+        const failure = failureOf(err);
+        this.logFor(transfer).warn({ effect: effect.type, err: errorText(err), failure }, 'switch refused a command');
+        if (effect.type === 'place-call' || effect.type === 'bridge-to-target' || effect.type === 'join-conference') {
+          // The remaining effects belonged to the attempt that failed; the failure brings its own.
+          await this.applyNow(transfer.id, { type: 'target-failed', failure, cause: errorText(err).slice(0, 120) });
+          return;
+        }
+      }
+    }
+  }
+
+  private async performOne(callControl: CallControl, transfer: Transfer, effect: TransferEffect): Promise<void> {
+    const legs = { transferId: transfer.id };
+    switch (effect.type) {
+      case 'place-call': {
+        const legId = this.deps.ids.uuid();
+        const dialling = await this.applyNow(transfer.id, { type: 'dial-started', legId });
+        if (!dialling || dialling.targetLegId !== legId) return;
+        this.guardAnswer(transfer.id, legId);
+        await callControl.placeCall({
+          transferId: transfer.id,
+          legId,
+          citizenLegId: transfer.citizenLeg.legId,
+          agentLegId: transfer.agent.legId,
+          mode: transfer.mode,
+          priority: transfer.priority,
+          sourceDesk: transfer.direction.from,
+          target: { desk: transfer.target.desk, number: transfer.target.number, trunk: effect.trunk },
+          callerId: transfer.presentedCallerId,
+          ticket: {
+            ticketId: transfer.ticketId,
+            stubUrl: `${this.deps.settings.publicBaseUrl.replace(/\/$/, '')}/v1/tickets/${encodeURIComponent(transfer.ticketId)}`,
+          },
+          answerTimeoutSeconds: this.deps.settings.answerTimeoutSeconds,
+        });
+        return;
+      }
+      case 'bridge-to-target':
+        return callControl.bridgeToTarget({ ...legs, citizenLegId: transfer.citizenLeg.legId, targetLegId: effect.targetLegId });
+      case 'join-conference':
+        return callControl.joinConference({
+          ...legs,
+          citizenLegId: transfer.citizenLeg.legId,
+          agentLegId: transfer.agent.legId,
+          targetLegId: effect.targetLegId,
+        });
+      case 'release-agent':
+        return callControl.releaseAgent({ ...legs, agentLegId: transfer.agent.legId });
+      case 'hang-up-target':
+        return callControl.hangUp({ ...legs, legId: effect.targetLegId, cause: 'ORIGINATOR_CANCEL' });
+      case 'return-to-agent':
+        return callControl.returnToAgent({
+          ...legs,
+          citizenLegId: transfer.citizenLeg.legId,
+          agentLegId: transfer.agent.legId,
+          reason: effect.reason,
+        });
+      case 'end-call':
+        if (transfer.targetLegId !== null) {
+          await callControl.hangUp({ ...legs, legId: transfer.targetLegId, cause: 'NORMAL_CLEARING' });
+        }
+        return;
+    }
+  }
+
+  /** A leg the switch never reports on again (a lost event) must not hold the citizen forever. */
+  private guardAnswer(transferId: string, legId: string): void {
+    this.clearGuard(transferId);
+    const timer = setTimeout(() => {
+      this.answerGuards.delete(transferId);
+      void this.enqueue(transferId, async () => {
+        const current = this.live.get(transferId);
+        if (!current || current.targetLegId !== legId || (current.state !== 'dialing' && current.state !== 'ringing')) {
+          return null;
+        }
+        const callControl = this.switches.get(current.citizenLeg.switchId);
+        await callControl?.hangUp({ transferId, legId, cause: 'NO_ANSWER' }).catch(() => undefined);
+        return this.applyNow(transferId, { type: 'target-failed', failure: 'no-answer', cause: 'SERVICE_ANSWER_TIMEOUT' });
+      });
+    }, this.deps.settings.answerTimeoutSeconds * 1000 + this.deps.settings.answerGuardGraceMs);
+    timer.unref();
+    this.answerGuards.set(transferId, timer);
+  }
+
+  private clearGuard(transferId: string): void {
+    const timer = this.answerGuards.get(transferId);
+    if (timer) clearTimeout(timer);
+    this.answerGuards.delete(transferId);
+  }
+
+  private finish(transferId: string): void {
+    this.clearGuard(transferId);
+    this.live.delete(transferId);
+  }
+
+  private unsettledCount(): number {
+    let count = 0;
+    for (const t of this.live.values()) if (!isSettled(t.state)) count += 1;
+    return count;
+  }
+
+  private wakeIdleWaiters(): void {
+    if (this.idleWaiters.length === 0 || this.unsettledCount() > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private onSwitchEvent(event: CallControlEvent): void {
+    if (!this.live.has(event.transferId)) return; // driven by another instance, or already ended
+    void this.enqueue(event.transferId, async () => {
+      const current = this.live.get(event.transferId);
+      if (!current) return null;
+      if ('legId' in event && event.legId !== current.targetLegId) {
+        // A late report from an earlier trunk's leg: that attempt is over.
+        this.logFor(current).debug({ event: event.type }, 'event for a leg no longer dialled');
+        return current;
+      }
+      if (event.type === 'target-answered' || event.type === 'target-failed') this.clearGuard(event.transferId);
+      return this.applyNow(event.transferId, toTransferEvent(event));
+    }).catch((err: unknown) => this.deps.logger.error({ err: errorText(err), transferId: event.transferId }, 'switch event failed'));
+  }
+
+  private async reconcile(callControl: CallControl): Promise<void> {
+    const inFlight: InFlightLegs[] = [...this.live.values()]
+      .filter((t) => t.citizenLeg.switchId === callControl.switchId)
+      .map((t) => ({
+        transferId: t.id,
+        state: t.state,
+        mode: t.mode,
+        citizenLegId: t.citizenLeg.legId,
+        agentLegId: t.agent.legId,
+        targetLegId: t.targetLegId,
+      }));
+    if (inFlight.length === 0) return;
+    try {
+      await callControl.reconcile(inFlight);
+    } catch (err) {
+      this.deps.logger.warn({ err: errorText(err), switchId: callControl.switchId }, 'reconcile failed');
+    }
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  get liveCount(): number {
+    return this.live.size;
+  }
+
+  pendingWrites(): { transfers: number; stubs: number } {
+    return this.deferred.counts();
+  }
+
+  /**
+   * Stops taking transfers; resolves when every transfer this instance drives is settled (bridged,
+   * conferenced or ended) or the deadline passes.
+   */
+  async drain(deadlineMs: number): Promise<{ unfinished: number }> {
+    this.draining = true;
+    if (this.unsettledCount() > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, deadlineMs);
+        timer.unref();
+        this.idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    await this.deferred.flush();
+    return { unfinished: this.unsettledCount() };
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  async close(): Promise<void> {
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
+    for (const timer of this.answerGuards.values()) clearTimeout(timer);
+    this.answerGuards.clear();
+    this.deferred.stop();
+  }
+
+  private now(): string {
+    return this.deps.clock.now().toISOString();
+  }
+
+  private async publish(event: BusEvent): Promise<void> {
+    try {
+      await this.deps.bus.publish(event);
+    } catch (err) {
+      this.deps.logger.warn({ err: errorText(err), kind: event.kind }, 'bus publish failed');
+    }
+  }
+
+  private logFor(transfer: Transfer): Logger {
+    return this.deps.logger.child({
+      transferId: transfer.id,
+      direction: `${transfer.direction.from}->${transfer.direction.to}`,
+      mode: transfer.mode,
+      priority: transfer.priority,
+    });
+  }
+}
+
+function toTransferEvent(event: CallControlEvent): TransferEvent {
+  switch (event.type) {
+    case 'target-ringing':
+      return { type: 'target-ringing' };
+    case 'target-answered':
+      return { type: 'target-answered' };
+    case 'target-failed':
+      return { type: 'target-failed', failure: event.failure, cause: event.cause };
+    case 'bridged':
+      return { type: 'bridged' };
+    case 'conference-joined':
+      return { type: 'conference-joined' };
+    case 'party-left':
+      return { type: 'party-left', party: event.party, cause: event.cause };
+  }
+}
+
+function detailOf(event: TransferEvent): string | undefined {
+  switch (event.type) {
+    case 'target-failed':
+      return `${event.failure}: ${event.cause}`;
+    case 'party-left':
+      return `${event.party}: ${event.cause}`;
+    case 'stub-stored':
+      return event.deferred ? 'stub deferred: store unavailable' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** A driver may throw an error carrying a TargetFailure (a gateway that does not exist is trunk-down). */
+function failureOf(err: unknown): TargetFailure {
+  const failure = (err as { failure?: unknown } | null)?.failure;
+  return typeof failure === 'string' && (TARGET_FAILURES as readonly string[]).includes(failure)
+    ? (failure as TargetFailure)
+    : 'switch-error';
+}
+
+function fingerprintOf(request: TransferRequest): string {
+  return createHash('sha256').update(JSON.stringify(request)).digest('base64url');
+}
+
+function storeUnavailable(err: unknown): AppError {
+  return new AppError('store_unavailable', `the transfer store is unavailable: ${errorText(err)}`);
+}
+
+export function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
