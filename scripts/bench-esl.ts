@@ -35,7 +35,7 @@ const ms = (ns: bigint) => Number(ns) / 1e6;
 const fmt = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 
 async function main(): Promise<void> {
-  const peerThread = new Worker(new URL('./bench-esl-peer-worker.ts', import.meta.url));
+  const peerThread = new Worker(new URL('./esl-bench-peer-worker.ts', import.meta.url));
   const peerPort = await new Promise<number>((resolve, reject) => {
     peerThread.once('error', reject);
     peerThread.on('message', (m: { type: string; port?: number }) => {

@@ -121,6 +121,9 @@ export class CallTracker {
   private readonly legs = new Map<string, { transferId: string; party: Party }>();
   /** Conferences this driver made, kept until they empty, so "one party left" can end them. */
   private readonly conferences = new Map<string, string>();
+  /** Transfers this tracker saw end, newest last, so a later reconcile does not adopt them again. */
+  private readonly ended = new Set<string>();
+  private static readonly ENDED_CAP = 10_000;
 
   track(request: TrackRequest): void {
     let t = this.transfers.get(request.transferId);
@@ -178,6 +181,11 @@ export class CallTracker {
   }
 
   forget(transferId: string): void {
+    this.ended.add(transferId);
+    if (this.ended.size > CallTracker.ENDED_CAP) {
+      const oldest = this.ended.values().next().value;
+      if (oldest !== undefined) this.ended.delete(oldest);
+    }
     const t = this.transfers.get(transferId);
     if (!t) return;
     this.transfers.delete(transferId);
@@ -193,6 +201,11 @@ export class CallTracker {
 
   has(transferId: string): boolean {
     return this.transfers.has(transferId);
+  }
+
+  /** Whether this tracker already saw the transfer end (its events were reported). */
+  hasEnded(transferId: string): boolean {
+    return this.ended.has(transferId);
   }
 
   /** Transfers with legs still tracked, for the reconcile after a reconnect. */

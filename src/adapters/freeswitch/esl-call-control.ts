@@ -68,7 +68,7 @@ export class EslCallControl implements CallControl {
   private readonly eventListeners = new Set<(event: CallControlEvent) => void>();
   private readonly statusListeners = new Set<(status: SwitchStatus) => void>();
   private readonly log: Logger;
-  private reconciling: Promise<void> | null = null;
+  private reconcileQueue: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: EslCallControlOptions) {
     this.switchId = checkToken('the switch id', options.switchId);
@@ -244,7 +244,8 @@ export class EslCallControl implements CallControl {
    * (recorded in 07); for a live leg it returns the variable (bridge_uuid, endpoint_disposition).
    */
   async reconcile(transfers: readonly InFlightLegs[]): Promise<void> {
-    for (const t of transfers) {
+    const adopt = transfers.filter((t) => !this.tracker.hasEnded(t.transferId));
+    for (const t of adopt) {
       if (!this.tracker.has(t.transferId)) {
         this.tracker.track({
           transferId: t.transferId,
@@ -259,7 +260,7 @@ export class EslCallControl implements CallControl {
         if (t.state === 'conferenced') this.tracker.setConference(t.transferId, conferenceName(t.transferId));
       }
     }
-    await this.reconcileTracked(new Set(transfers.map((t) => t.transferId)));
+    await this.serialised(() => this.reconcileTracked(new Set(adopt.map((t) => t.transferId))));
   }
 
   onEvent(listener: (event: CallControlEvent) => void): () => void {
@@ -335,10 +336,10 @@ export class EslCallControl implements CallControl {
 
   private stateChanged(state: EslConnectionState, detail: string): void {
     if (state === 'connected' && this.tracker.size > 0) {
-      // Reconnected with transfers in flight: settle them from the switch's own state.
-      this.reconciling = this.reconcileTracked(null).finally(() => {
-        this.reconciling = null;
-      });
+      // Reconnected with transfers in flight: settle them from the switch's own state. The service
+      // may ask for the same (reconcile(inFlight) on 'connected'); the two runs take turns, and the
+      // tracker reports each change once.
+      void this.serialised(() => this.reconcileTracked(null));
     }
     if (state === 'auth-failed') this.log.error({ detail }, 'FreeSWITCH refused the Event Socket password; not retrying');
     else this.log.info({ state, detail }, 'Event Socket state');
@@ -352,9 +353,11 @@ export class EslCallControl implements CallControl {
     }
   }
 
-  /** For tests and shutdown: waits for a reconcile started by a reconnect. */
-  async settled(): Promise<void> {
-    await this.reconciling;
+  /** Runs reconciles one after another, never two interleaved on the same legs. */
+  private serialised(work: () => Promise<void>): Promise<void> {
+    const run = this.reconcileQueue.then(work, work);
+    this.reconcileQueue = run.catch(() => undefined);
+    return run;
   }
 }
 
