@@ -80,6 +80,8 @@ async function main(): Promise<void> {
   });
   let done = 0;
   let failed = 0;
+  const failures = new Map<string, number>();
+  const noteFailure = (why: string) => failures.set(why, (failures.get(why) ?? 0) + 1);
   const total = warmup + count;
   let resolveAll!: () => void;
   const allDone = new Promise<void>((resolve) => (resolveAll = resolve));
@@ -91,8 +93,9 @@ async function main(): Promise<void> {
     const run = runs.get(event.transferId);
     if (!run) return;
     if (event.type === 'target-answered') {
-      driver.bridgeToTarget({ transferId: run.transferId, citizenLegId: run.citizen, targetLegId: run.legId }).catch(() => {
+      driver.bridgeToTarget({ transferId: run.transferId, citizenLegId: run.citizen, targetLegId: run.legId }).catch((err: unknown) => {
         failed += 1;
+        noteFailure(`bridgeToTarget: ${(err as Error).message}`);
         finish();
       });
     } else if (event.type === 'bridged') {
@@ -101,6 +104,7 @@ async function main(): Promise<void> {
       finish();
     } else if (event.type === 'target-failed') {
       failed += 1;
+      noteFailure(`target-failed: ${event.cause}`);
       finish();
     }
   });
@@ -127,8 +131,9 @@ async function main(): Promise<void> {
         ticket: { ticketId: `T-${i}`, stubUrl: `https://hotline.example.cn/v1/tickets/T-${i}` },
         answerTimeoutSeconds: 20,
       })
-      .catch(() => {
+      .catch((err: unknown) => {
         failed += 1;
+        noteFailure(`placeCall: ${(err as Error).message}`);
         finish();
       });
   };
@@ -158,6 +163,7 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpu.length} x ${cpu[0]?.model ?? 'unknown cpu'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, ${osType()} ${release()}, node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log(`offered: ${warmup} warm-up (not counted) + ${count} measured transfers at ${rate}/s; ${outcome === 'timeout' ? `STOPPED at the ${maxSeconds} s limit` : 'all settled'} in ${elapsedS.toFixed(2)} s`);
   console.log(`measured: bridged ${toBridge.length}, failed ${failed} (all runs), ${measuredS.toFixed(2)} s, throughput ${(toBridge.length / measuredS).toFixed(1)} transfers/s`);
+  if (failures.size > 0) console.log(`failures: ${[...failures].map(([why, n]) => `${n} × ${why}`).join('; ')}`);
   console.log(`placeCall → originate on the socket (ms): p50 ${fmt(percentile(toSocket, 50))}  p99 ${fmt(percentile(toSocket, 99))}  max ${fmt(toSocket.at(-1) ?? Number.NaN)}  (n=${toSocket.length})`);
   console.log(`placeCall → bridged (ms):                 p50 ${fmt(percentile(toBridge, 50))}  p99 ${fmt(percentile(toBridge, 99))}  max ${fmt(toBridge.at(-1) ?? Number.NaN)}  (n=${toBridge.length})`);
   console.log(
