@@ -13,6 +13,9 @@
 //  - a leg leaving a conference other than the 110 leg: the recorded 110 departure (06), ids substituted.
 //  - uuid_bridge taking the citizen from the agent: the recorded hang-up of the agent leg when the
 //    citizen was taken from it in 07, then the recorded CHANNEL_BRIDGE of 04.
+//  - "conference <name> …" on a conference that does not exist: "-ERR Conference <name> not found".
+//  - conference member ids and sizes, and "+OK hup <id>" per member for "hup all", follow the peer's
+//    own count in the recorded formats.
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { readConnections, type RecordedConnection, type RecordedMessage } from './esl-transcript.js';
@@ -32,7 +35,7 @@ interface Channel {
   bridgedTo: string | null;
   conference: string | null;
   memberId: number;
-  /** A ringing originate still waiting: its job id and template substitutions. */
+  /** A ringing originate still waiting for an answer: its job id. */
   ringing: { jobId: string } | null;
 }
 
@@ -157,6 +160,7 @@ const T = (() => {
     // 04: reply, CREATE, PROGRESS, ANSWER, BACKGROUND_JOB "+OK <uuid>".
     originateAnswered: originateSegment(b, bOriginate),
     bridgeOk: pick(after(b, bBridge), isType('api/response'), 'uuid_bridge +OK'),
+    createUuid: pick(after(b, commandIndex(b, 'api create_uuid')), isType('api/response'), 'create_uuid reply'),
     bridgeEvent: pick(after(b, bBridge), isEvent('CHANNEL_BRIDGE'), 'CHANNEL_BRIDGE'),
     killOk: pick(after(b, bKill), isType('api/response'), 'uuid_kill +OK'),
     killBridged: after(b, bKill).filter((m) => m.event !== null),
@@ -188,12 +192,14 @@ const T = (() => {
     unknownApi: pick(after(e, commandIndex(e, 'api nosuchcommand')), isType('api/response'), 'unknown api'),
     bgapiReply: pick(after(e, commandIndex(e, 'bgapi uuid_kill')), isType('command/reply'), 'bgapi reply'),
     jobEvent: pick(after(e, commandIndex(e, 'bgapi uuid_kill')), isEvent('BACKGROUND_JOB'), 'BACKGROUND_JOB'),
-    conferenceOf: (m: RecordedMessage) => m,
     recordings: { b, c, d, e },
   };
 })();
 
 // ---------------------------------------------------------------- rendering
+
+/** For the peer's own byte-for-byte test: leave the recorded Event-Date-Timestamp in place. */
+let keepTimestamps = false;
 
 function chunkSplits(connection: RecordedConnection, m: RecordedMessage): number[] {
   return connection.chunkEnds.filter((end) => end > m.start && end < m.end).map((end) => end - m.start);
@@ -218,13 +224,12 @@ function render(m: RecordedMessage, options: RenderOptions = {}): Piece {
   const headerEnd = raw.indexOf('\n\n');
   let head = raw.subarray(0, headerEnd + 2).toString('utf8');
   let body = raw.subarray(headerEnd + 2).toString('utf8');
-  const original = raw.length;
   for (const [from, to] of options.subs ?? []) {
     head = head.split(from).join(to);
     body = body.split(from).join(to);
   }
   if (m.event) {
-    const fields = { 'Event-Date-Timestamp': `${BigInt(Date.now()) * 1000n}`, ...options.fields };
+    const fields = { ...(keepTimestamps ? {} : { 'Event-Date-Timestamp': `${BigInt(Date.now()) * 1000n}` }), ...options.fields };
     for (const [name, value] of Object.entries(fields)) {
       const pattern = new RegExp(`"${name.replace(/[-]/g, '\\-')}":"(?:[^"\\\\]|\\\\.)*"`);
       if (name === '_body') {
@@ -242,7 +247,6 @@ function render(m: RecordedMessage, options: RenderOptions = {}): Piece {
   }
   const bytes = Buffer.from(head + body, 'utf8');
   const splits = chunkSplits(conn, m).map((s) => Math.min(s, bytes.length - 1)).filter((s) => s > 0);
-  void original;
   return {
     bytes,
     splits,
@@ -256,6 +260,8 @@ function render(m: RecordedMessage, options: RenderOptions = {}): Piece {
 
 export interface EslPeerOptions {
   readonly password?: string;
+  /** Keep recorded timestamps instead of the current time (only for comparing bytes with a recording). */
+  readonly keepTimestamps?: boolean;
 }
 
 export class EslPeer {
@@ -285,6 +291,7 @@ export class EslPeer {
     });
     const address = server.address();
     if (typeof address !== 'object' || address === null) throw new Error('peer has no port');
+    keepTimestamps = options.keepTimestamps ?? false;
     const peer = new EslPeer(server, address.port, options.password ?? 'ClueCon');
     server.on('connection', (socket) => peer.accept(socket));
     return peer;
@@ -521,6 +528,10 @@ export class EslPeer {
     switch (name) {
       case 'version':
         this.send(peer, [render(T.version)]);
+        return;
+      case 'create_uuid':
+        // Recorded in 04: 36 bytes, no newline.
+        this.send(peer, [render(T.createUuid, { subs: [[ID.b.b, randomUUID()]] })]);
         return;
       case 'status':
         this.send(peer, [render(T.status)]);
