@@ -35,7 +35,7 @@ import {
 } from './esl-commands.js';
 import { EslConnection, type EslConnectionState } from './esl-connection.js';
 import { EslError } from './esl-errors.js';
-import { parseOriginateResult } from './hangup-cause.js';
+import { isFreeswitchHangupCause, parseOriginateResult } from './hangup-cause.js';
 
 export interface EslCallControlOptions {
   readonly switchId: string;
@@ -197,7 +197,8 @@ export class EslCallControl implements CallControl {
   }
 
   async hangUp(leg: { transferId: string; legId: string; cause: string }): Promise<void> {
-    await this.killLeg(leg.legId);
+    // A FreeSWITCH cause name (ORIGINATOR_CANCEL, NO_ANSWER …) goes with the kill; anything else is only logged.
+    await this.killLeg(leg.legId, isFreeswitchHangupCause(leg.cause) ? leg.cause : undefined);
     this.log.info({ transferId: leg.transferId, legId: leg.legId, reason: leg.cause }, 'leg hung up');
   }
 
@@ -279,8 +280,8 @@ export class EslCallControl implements CallControl {
 
   // ------------------------------------------------------------------ internals
 
-  private async killLeg(legId: string): Promise<void> {
-    const reply = await this.connection.api(uuidKillCommand(legId));
+  private async killLeg(legId: string, cause?: string): Promise<void> {
+    const reply = await this.connection.api(uuidKillCommand(legId, cause));
     // A leg that is already gone is as released as it gets.
     if (!reply.startsWith('+OK') && !NO_SUCH_CHANNEL.test(reply)) throw commandFailed('uuid_kill', reply);
   }

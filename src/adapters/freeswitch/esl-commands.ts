@@ -144,8 +144,12 @@ export function uuidBridgeCommand(a: string, b: string): string {
   return `uuid_bridge ${checkUuid('the first leg', a)} ${checkUuid('the second leg', b)}`;
 }
 
-export function uuidKillCommand(legId: string): string {
-  return `uuid_kill ${checkUuid('the leg', legId)}`;
+/** uuid_kill <uuid> [cause]: the cause (a FreeSWITCH cause name) reaches the far side as the SIP reason. */
+export function uuidKillCommand(legId: string, cause?: string): string {
+  const leg = checkUuid('the leg', legId);
+  if (cause === undefined) return `uuid_kill ${leg}`;
+  if (!/^[A-Z_]{1,40}$/.test(cause)) refuse('the hangup cause', cause);
+  return `uuid_kill ${leg} ${cause}`;
 }
 
 export function uuidGetvarCommand(legId: string, variable: string): string {

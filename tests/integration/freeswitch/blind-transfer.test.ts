@@ -146,7 +146,8 @@ describe('backup trunks and failures, one originate per placeCall', () => {
     peer.hangUp(citizen);
     const left = await t.next((e) => e.type === 'party-left');
     expect(left).toEqual({ type: 'party-left', transferId: request.transferId, party: 'citizen', cause: 'NORMAL_CLEARING' });
-    await t.driver.hangUp({ transferId: request.transferId, legId: request.legId, cause: 'citizen-left' });
+    await t.driver.hangUp({ transferId: request.transferId, legId: request.legId, cause: 'ORIGINATOR_CANCEL' });
+    expect(peer.commandsLike('api uuid_kill')).toEqual([`api uuid_kill ${request.legId} ORIGINATOR_CANCEL`]);
     expect(peer.channels.has(request.legId)).toBe(false);
   });
 

@@ -6,6 +6,7 @@ import {
   safeHttpUrl,
   userToUserHex,
   uuidBridgeCommand,
+  uuidKillCommand,
   uuidTransferToConferenceCommand,
   type OriginateSpec,
 } from '../../../src/adapters/freeswitch/esl-commands.js';
@@ -188,6 +189,13 @@ describe('the other commands', () => {
     expect(uuidBridgeCommand('9169450D-E820-42E3-BF1F-588DF5261AC6', LEG)).toBe(`uuid_bridge 9169450d-e820-42e3-bf1f-588df5261ac6 ${LEG}`);
     expect(() => uuidBridgeCommand(`${LEG} ${LEG}`, LEG)).toThrow(EslError);
     expect(() => uuidBridgeCommand(`${LEG}\n\nexit`, LEG)).toThrow(EslError);
+  });
+
+  it('uuid_kill carries a FreeSWITCH cause name, and nothing else', () => {
+    expect(uuidKillCommand(LEG)).toBe(`uuid_kill ${LEG}`);
+    expect(uuidKillCommand(LEG, 'ORIGINATOR_CANCEL')).toBe(`uuid_kill ${LEG} ORIGINATOR_CANCEL`);
+    expect(() => uuidKillCommand(LEG, 'NORMAL_CLEARING\n\nexit')).toThrow(EslError);
+    expect(() => uuidKillCommand(LEG, 'citizen left')).toThrow(EslError);
   });
 
   it('a three-way transfer moves the citizen with -both and the other desk on its own (recorded form in 06)', () => {
