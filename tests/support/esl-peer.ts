@@ -284,10 +284,15 @@ export class EslPeer {
   ) {}
 
   static async start(options: EslPeerOptions = {}): Promise<EslPeer> {
+    return EslPeer.startOn(0, options);
+  }
+
+  /** On a given port (0: any free one), e.g. to bring a switch up where a driver keeps retrying. */
+  static async startOn(port: number, options: EslPeerOptions = {}): Promise<EslPeer> {
     const server = createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      server.listen(port, '127.0.0.1', () => resolve());
     });
     const address = server.address();
     if (typeof address !== 'object' || address === null) throw new Error('peer has no port');

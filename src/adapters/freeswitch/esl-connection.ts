@@ -61,6 +61,7 @@ export class EslConnection {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private phase: 'greeting' | 'auth' | 'subscribe' | 'ready' = 'greeting';
   private everConnected = false;
+  private lastError: string | null = null;
 
   constructor(private readonly options: EslConnectionOptions) {}
 
@@ -252,6 +253,7 @@ export class EslConnection {
     };
     socket.on('end', checkTruncated);
     socket.on('error', (err) => {
+      this.lastError = (err as NodeJS.ErrnoException).code ?? err.message;
       this.options.logger.debug({ err }, 'Event Socket error');
     });
     socket.on('close', () => {
@@ -385,7 +387,9 @@ export class EslConnection {
     // ±20% jitter so several service instances do not reconnect in lockstep after a switch restart.
     const delay = Math.round(base * (0.8 + Math.random() * 0.4));
     this.attempt += 1;
-    this.setState('disconnected', `connection lost; retry ${this.attempt} in ${delay} ms`);
+    const why = this.lastError ? ` (${this.lastError})` : '';
+    this.lastError = null;
+    this.setState('disconnected', `${this.everConnected ? 'connection lost' : 'cannot connect'}${why}; retry ${this.attempt} in ${delay} ms`);
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       if (this.stateValue !== 'closed') this.open();

@@ -227,4 +227,24 @@ describe('the Event Socket connection', () => {
     expect(peer.commandsLike('api uuid_kill')).toEqual([]);
     expect(peer.channels.get(citizen)?.bridgedTo).toBe(request.legId);
   });
+
+  it('while nothing listens on the port, it keeps retrying with backoff and says why', async () => {
+    const { freePort } = await import('../../support/redis-server.js');
+    const port = await freePort();
+    t = testDriver(port, { reconnectInitialMs: 20, reconnectMaxMs: 80 });
+    const details: string[] = [];
+    t.driver.onStatus((s) => details.push(`${s.state}: ${s.detail ?? ''}`));
+    t.driver.start();
+    await until(() => details.filter((d) => d.startsWith('disconnected')).length >= 4);
+    expect(details.find((d) => d.startsWith('disconnected'))).toMatch(/cannot connect \(ECONNREFUSED\); retry 1 in \d+ ms/);
+    // Backoff: the announced delays grow until the cap (±20% jitter).
+    const delays = details.filter((d) => d.startsWith('disconnected')).map((d) => Number(/in (\d+) ms/.exec(d)?.[1]));
+    expect(delays[0]).toBeLessThanOrEqual(24);
+    expect(Math.max(...delays)).toBeGreaterThanOrEqual(60);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(96);
+    // The switch comes up on that port: the driver connects without being told.
+    peer = await EslPeer.startOn(port);
+    await t.driver.ready(3_000);
+    expect(t.driver.status().state).toBe('connected');
+  });
 });
