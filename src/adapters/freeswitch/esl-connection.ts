@@ -63,7 +63,11 @@ export class EslConnection {
   private everConnected = false;
   private lastError: string | null = null;
 
-  constructor(private readonly options: EslConnectionOptions) {}
+  constructor(private readonly options: EslConnectionOptions) {
+    // "auth <password>" is one line of the protocol: a blank or line break would end or split it.
+    if (!/^\S+$/.test(options.password)) throw new EslError('unsafe-value', 'the Event Socket password must be one word');
+    assertOneLine(options.subscription);
+  }
 
   get state(): EslConnectionState {
     return this.stateValue;

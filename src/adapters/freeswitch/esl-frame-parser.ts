@@ -84,7 +84,7 @@ export class EslFrameParser {
       const lengthText = headers['Content-Length'];
       let bodyLength = 0;
       if (lengthText !== undefined) {
-        if (!/^\d{1,10}$/.test(lengthText)) throw new EslError('frame', `Content-Length is not a byte count: ${JSON.stringify(lengthText.slice(0, 40))}`);
+        if (!/^\d{1,10}$/.test(lengthText)) throw new EslError('frame', `Content-Length is not a byte count: ${snippet(lengthText)}`);
         bodyLength = Number(lengthText);
         if (bodyLength > this.limits.maxBodyBytes) {
           throw new EslError('frame', `Content-Length ${bodyLength} exceeds the ${this.limits.maxBodyBytes}-byte limit`);
@@ -101,15 +101,21 @@ export class EslFrameParser {
   }
 }
 
+/** A short, quoted piece of a broken frame for an error message, with long digit runs masked. */
+function snippet(text: string): string {
+  const masked = text.slice(0, 60).replace(/\d{7,}/g, (run) => `${run.slice(0, 3)}${'*'.repeat(run.length - 7)}****`);
+  return JSON.stringify(masked);
+}
+
 /** "Name: value" lines. A line without a colon is a broken frame, not something to guess about. */
 export function parseHeaderBlock(text: string): Record<string, string> {
   const headers: Record<string, string> = {};
   if (text.length === 0) throw new EslError('frame', 'empty header block');
   for (const line of text.split('\n')) {
     const colon = line.indexOf(':');
-    if (colon <= 0) throw new EslError('frame', `header line without a name: ${JSON.stringify(line.slice(0, 60))}`);
+    if (colon <= 0) throw new EslError('frame', `header line without a name: ${snippet(line)}`);
     const name = line.slice(0, colon);
-    if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new EslError('frame', `bad header name: ${JSON.stringify(name.slice(0, 60))}`);
+    if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new EslError('frame', `bad header name: ${snippet(name)}`);
     headers[name] = line.slice(colon + 1).replace(/^ /, '');
   }
   return headers;

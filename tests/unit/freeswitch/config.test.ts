@@ -51,6 +51,13 @@ describe('FreeSWITCH instance configuration', () => {
     await Promise.all(drivers.map((d) => d.close()));
   });
 
+  it('a driver built by hand still refuses a password that would break the auth line', () => {
+    const [config] = FreeswitchInstancesSchema.parse([{ switchId: 'fs-a', desk: '12345', password: 'x' }]);
+    expect(() => createEslCallControls([{ ...config!, password: 'Clue\n\napi uuid_kill' }], { logger: memoryLogger().logger })).toThrow(
+      /one word/,
+    );
+  });
+
   it('is read from FREESWITCH_INSTANCES by loadConfig, and a bad entry names its path', () => {
     const config = loadConfig({
       defaultsPath,

@@ -130,6 +130,12 @@ describe('the ESL frame parser on broken input', () => {
     expect(err.message).toMatch(message);
   });
 
+  it('a broken line quoted in an error has its long digit runs masked (it may hold a phone number)', () => {
+    const err = errorOf(() => new EslFrameParser().push(Buffer.from('Caller 13800138000 here\n\n')));
+    expect(err.message).toContain('138****');
+    expect(err.message).not.toContain('13800138000');
+  });
+
   it('a header block that never ends is refused once it passes the limit', () => {
     const parser = new EslFrameParser({ maxHeaderBytes: 1024, maxBodyBytes: 1024 });
     expect(parser.push(Buffer.from('Content-Type: api/response\n'))).toEqual([]);
