@@ -30,6 +30,7 @@ export const FreeswitchConfigSchema = z
     reconnectInitialMs: z.coerce.number().int().min(10).max(60_000).default(250),
     reconnectMaxMs: z.coerce.number().int().min(100).max(300_000).default(10_000),
     jobGraceMs: z.coerce.number().int().min(0).max(120_000).default(10_000),
+    heartbeatMs: z.coerce.number().int().min(0).max(300_000).default(15_000),
   })
   .strict();
 export type FreeswitchConfig = z.infer<typeof FreeswitchConfigSchema>;

@@ -52,6 +52,8 @@ export interface EslCallControlOptions {
   readonly connectTimeoutMs: number;
   readonly reconnectInitialMs: number;
   readonly reconnectMaxMs: number;
+  /** "api status" while idle, so a hung switch is noticed before a transfer needs it (0: off). */
+  readonly heartbeatMs?: number;
   /** Added to a call's answer timeout to bound its originate job: FreeSWITCH's own CANCEL comes first. */
   readonly jobGraceMs: number;
   readonly logger: Logger;
@@ -82,6 +84,7 @@ export class EslCallControl implements CallControl {
       connectTimeoutMs: options.connectTimeoutMs,
       reconnectInitialMs: options.reconnectInitialMs,
       reconnectMaxMs: options.reconnectMaxMs,
+      heartbeatMs: options.heartbeatMs ?? 0,
       logger: this.log,
       eventFilter: (raw) => eventMayConcern(raw, (leg) => this.tracker.knowsLeg(leg)),
     });

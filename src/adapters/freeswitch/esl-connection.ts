@@ -23,6 +23,12 @@ export interface EslConnectionOptions {
   readonly connectTimeoutMs: number;
   readonly reconnectInitialMs: number;
   readonly reconnectMaxMs: number;
+  /**
+   * While connected, "api status" this often (0: never). A switch that hangs without closing the
+   * socket then shows within heartbeat + command timeout, not when a transfer needs it (TCP keepalive
+   * alone can take minutes).
+   */
+  readonly heartbeatMs?: number;
   readonly logger: Logger;
   /**
    * Looks at an event's raw JSON before it is parsed; false skips it. A switch sends events for every
@@ -59,6 +65,7 @@ export class EslConnection {
   private readonly stateListeners = new Set<(state: EslConnectionState, detail: string) => void>();
   private attempt = 0;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
   private phase: 'greeting' | 'auth' | 'subscribe' | 'ready' = 'greeting';
   private everConnected = false;
   private lastError: string | null = null;
@@ -155,6 +162,7 @@ export class EslConnection {
   async close(): Promise<void> {
     if (this.stateValue === 'closed') return;
     this.setState('closed', 'closed by its owner');
+    this.stopHeartbeat();
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     this.failReplies(new EslError('closed', 'the Event Socket connection was closed'));
     for (const [id] of this.jobs) this.settleJob(id, null, new EslError('closed', 'the Event Socket connection was closed'));
@@ -262,6 +270,7 @@ export class EslConnection {
     });
     socket.on('close', () => {
       clearTimeout(connectTimer);
+      this.stopHeartbeat();
       checkTruncated(); // a reset brings no 'end'; end() reports once either way
       if (this.socket !== socket) return;
       this.socket = null;
@@ -327,6 +336,7 @@ export class EslConnection {
       const again = this.everConnected;
       this.everConnected = true;
       this.setState('connected', again ? 'reconnected and subscribed again' : 'authenticated and subscribed');
+      this.startHeartbeat();
       return;
     }
     const entry = this.replies.shift();
@@ -364,6 +374,22 @@ export class EslConnection {
         this.options.logger.error({ err }, 'event listener threw');
       }
     }
+  }
+
+  private startHeartbeat(): void {
+    this.stopHeartbeat();
+    const every = this.options.heartbeatMs ?? 0;
+    if (every <= 0) return;
+    this.heartbeatTimer = setInterval(() => {
+      // The reply is not needed; a missing one drops the socket (see write()).
+      this.api('status').catch(() => undefined);
+    }, every);
+    this.heartbeatTimer.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
   }
 
   private settleJob(id: string, body: string | null, err: EslError | null): void {

@@ -247,4 +247,18 @@ describe('the Event Socket connection', () => {
     await t.driver.ready(3_000);
     expect(t.driver.status().state).toBe('connected');
   });
+
+  it('a switch that hangs while idle is noticed by the heartbeat and the connection made again', async () => {
+    peer = await EslPeer.start();
+    t = testDriver(peer.port, { heartbeatMs: 50, commandTimeoutMs: 150 });
+    t.driver.start();
+    await t.driver.ready();
+    await until(() => peer!.commandsLike('api status').length >= 2); // answered heartbeats
+    expect(peer.accepted).toBe(1);
+    peer.mute(true); // FreeSWITCH stops answering, the socket stays open
+    await until(() => t!.driver.status().state !== 'connected');
+    peer.mute(false);
+    await until(() => peer!.accepted === 2);
+    await t.driver.ready(3_000);
+  });
 });
