@@ -31,6 +31,7 @@ const Text = (max: number) =>
     .min(1)
     .max(max)
     // Control characters would break log lines, headers and the wall display.
+    // eslint-disable-next-line no-control-regex
     .refine((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s), 'contains control characters');
 
 export const TICKET_STUB_MAX_BYTES = 8 * 1024;

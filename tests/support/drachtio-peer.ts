@@ -33,8 +33,8 @@ const T = {
   refer110: networkMessage('03-refer.txt', 'REFER '),
   okNotify110: networkMessage('03-refer.txt', 'SIP/2.0 200', 1),
   ringing119: networkMessage('03-refer.txt', 'SIP/2.0 180'),
-  ok119: networkMessage('03-refer.txt', 'SIP/2.0 200', 3),
-  okReinviteCitizen: networkMessage('03-refer.txt', 'SIP/2.0 200', 4),
+  ok119: networkMessage('03-refer.txt', 'SIP/2.0 200', 2),
+  okReinviteCitizen: networkMessage('03-refer.txt', 'SIP/2.0 200', 5),
   busy110: networkMessage('04-busy.txt', 'SIP/2.0 486'),
   citizenCancel: networkMessage('05-cancel.txt', 'CANCEL '),
   terminated110: networkMessage('05-cancel.txt', 'SIP/2.0 487'),
@@ -297,7 +297,7 @@ export class DrachtioPeer {
    * The recorded citizen INVITE with fresh ids, delivered as the server delivers it. `edit` may change
    * the text (add a P-Asserted-Identity, break a header) before delivery; `from` the source address.
    */
-  citizenInvite(options: { edit?: (text: string) => string; address?: string; port?: number } = {}): CitizenCall {
+  citizenInvite(options: { edit?: (text: string) => string; address?: string; port?: number; dialled?: string } = {}): CitizenCall {
     const port = options.port ?? 5080;
     const address = options.address ?? '127.0.0.1';
     const callId = `${Math.floor(Math.random() * 9000) + 1000}-${hex(6)}@127.0.0.1`;
@@ -308,7 +308,9 @@ export class DrachtioPeer {
       from: `"Citizen" <sip:13800138000@${address}:${port}>;tag=${fromTag}`,
       'call-id': callId,
       contact: `<sip:13800138000@${address}:${port}>`,
-    });
+      // The recording dialled 12345; across the trunk the PBX dials the other desk (110 by default).
+      to: `<sip:${options.dialled ?? '110'}@127.0.0.1:5070>`,
+    }, `INVITE sip:${options.dialled ?? '110'}@127.0.0.1:5070 SIP/2.0`);
     if (options.edit) text = options.edit(text);
     const txn = randomUUID();
     const dialogId = `${callId};from-tag=${fromTag}`;
@@ -320,7 +322,7 @@ export class DrachtioPeer {
     // 100 Trying goes to the citizen from the server itself; the app never sees it.
     state.statuses.push(100);
     this.deliver(`sip|network|${bytes(text)}|udp|${address}|${port}|${stackTime()}|${txn}||127.0.0.1|5070|`, withRport);
-    const peer = this;
+    const until = (predicate: () => boolean, timeoutMs: number, what: string) => this.until(predicate, timeoutMs, what);
     return {
       callId,
       fromTag,
@@ -328,7 +330,7 @@ export class DrachtioPeer {
       dialogId,
       statuses: state.statuses,
       async final(timeoutMs = 5000) {
-        await peer.until(() => state.statuses.some((s) => s >= 200), timeoutMs, `a final response on ${callId}`);
+        await until(() => state.statuses.some((s) => s >= 200), timeoutMs, `a final response on ${callId}`);
         return state.statuses.find((s) => s >= 200) ?? 0;
       },
       bye: () => this.citizenBye(dialogId, port),
