@@ -190,6 +190,8 @@ export interface SipRecord {
   readonly by: 'app' | 'server' | 'network';
   readonly text: string;
   readonly partyPort: number;
+  /** performance.now() when the peer sent or received it. */
+  readonly at: number;
 }
 
 export interface CitizenCall {
@@ -318,7 +320,7 @@ export class DrachtioPeer {
     this.inbound.set(txn, { id: txn, method: 'INVITE', text: withRport, partyPort: port, dialogId, toTag: null, finished: false });
     const state = { statuses: [] as number[], waiters: [] as (() => void)[], cseq: 1 };
     this.citizenCalls.set(dialogId, state);
-    this.sip.push({ by: 'network', text, partyPort: port });
+    this.sip.push({ by: 'network', text, partyPort: port, at: performance.now() });
     // 100 Trying goes to the citizen from the server itself; the app never sees it.
     state.statuses.push(100);
     this.deliver(`sip|network|${bytes(text)}|udp|${address}|${port}|${stackTime()}|${txn}||127.0.0.1|5070|`, withRport);
@@ -365,7 +367,7 @@ export class DrachtioPeer {
       to: get(invite, 'to') ?? '',
       'call-id': get(invite, 'call-id') ?? '',
     });
-    this.sip.push({ by: 'network', text: cancel, partyPort: port });
+    this.sip.push({ by: 'network', text: cancel, partyPort: port, at: performance.now() });
     // The server answers 200 (CANCEL) and 487 (INVITE) itself, then tells the app.
     txn.finished = true;
     const state = this.citizenCalls.get(txn.dialogId);
@@ -405,7 +407,7 @@ export class DrachtioPeer {
     const txn = randomUUID();
     const withRport = this.withRport(text, port);
     this.inbound.set(txn, { id: txn, method, text: withRport, partyPort: port, dialogId, toTag: null, finished: false });
-    this.sip.push({ by: 'network', text, partyPort: port });
+    this.sip.push({ by: 'network', text, partyPort: port, at: performance.now() });
     this.deliver(`sip|network|${bytes(text)}|udp|127.0.0.1|${port}|${stackTime()}|${txn}|${dialogId}|`, withRport);
     return txn;
   }
@@ -541,7 +543,7 @@ export class DrachtioPeer {
     };
     const invite: OutboundInvite = { txn, uri, partyPort, text: completed, dialogId: dialog.id, final: null };
     this.outboundInvites.push(invite);
-    this.sip.push({ by: 'app', text: completed, partyPort });
+    this.sip.push({ by: 'app', text: completed, partyPort, at: performance.now() });
     this.reply(msgId, `OK|application|${bytes(completed)}|udp|127.0.0.1|5070|${stackTime()}|${txn}|Msg sent:|${CRLF}${completed}`);
     this.playParty(invite, dialog);
   }
@@ -605,7 +607,7 @@ export class DrachtioPeer {
   }
 
   private fromParty(text: string, port: number, txn: string, dialogId: string): void {
-    this.sip.push({ by: 'network', text, partyPort: port });
+    this.sip.push({ by: 'network', text, partyPort: port, at: performance.now() });
     this.deliver(`sip|network|${bytes(text)}|udp|127.0.0.1|${port}|${stackTime()}|${txn}|${dialogId}|`, text);
   }
 
@@ -626,7 +628,7 @@ export class DrachtioPeer {
       { name: 'CSeq', value: `${(get(req, 'cseq') ?? '').split(' ')[0]} CANCEL` },
     ];
     const completed = assemble(p.start, fixed, p.headers, p.body, {});
-    this.sip.push({ by: 'app', text: completed, partyPort: invite.partyPort });
+    this.sip.push({ by: 'app', text: completed, partyPort: invite.partyPort, at: performance.now() });
     this.reply(msgId, `OK|application|${bytes(completed)}|udp|127.0.0.1|5070|${stackTime()}|${randomUUID()}|Msg sent:|${CRLF}${completed}`);
     // The party's 200 to the CANCEL is not passed up; its 487 is, and the server ACKs it itself.
     setTimeout(() => {
@@ -674,7 +676,7 @@ export class DrachtioPeer {
     const start = `${method} ${dialog.remoteTarget} SIP/2.0`;
     const completed = assemble(start, fixed, p.headers, p.body, method === 'INVITE' ? { contact: `<sip:${SERVER_ADDR}>` } : {});
     const txn = randomUUID();
-    this.sip.push({ by: 'app', text: completed, partyPort: dialog.partyPort });
+    this.sip.push({ by: 'app', text: completed, partyPort: dialog.partyPort, at: performance.now() });
     this.reply(msgId, `OK|application|${bytes(completed)}|udp|127.0.0.1|5070|${stackTime()}|${txn}|Msg sent:|${CRLF}${completed}`);
     if (method === 'ACK') return;
     if (method === 'BYE') {
@@ -717,7 +719,7 @@ export class DrachtioPeer {
     ];
     const isInvite = txn.method === 'INVITE';
     const completed = assemble(p.start, fixed, p.headers, p.body, isInvite && status >= 200 && status < 300 ? { contact: `<sip:${SERVER_ADDR}>` } : {});
-    this.sip.push({ by: 'app', text: completed, partyPort: txn.partyPort });
+    this.sip.push({ by: 'app', text: completed, partyPort: txn.partyPort, at: performance.now() });
     if (status >= 200) txn.finished = true;
     let leader: string;
     if (isInvite) {
@@ -756,7 +758,7 @@ export class DrachtioPeer {
           contact: get(req, 'contact') ?? '',
         });
         setTimeout(() => {
-          this.sip.push({ by: 'network', text: ack, partyPort: txn.partyPort });
+          this.sip.push({ by: 'network', text: ack, partyPort: txn.partyPort, at: performance.now() });
           this.deliver(`sip|network|${bytes(ack)}||127.0.0.1|${txn.partyPort}|${stackTime()}|${txn.id}|${txn.dialogId}|`, this.withRport(ack, txn.partyPort));
         }, 1);
       }
