@@ -50,6 +50,39 @@ describe('connection', () => {
   });
 });
 
+describe('connection liveness', () => {
+  it('notices a half-open link by its silence to pings, drops it and reconnects', async () => {
+    h = await startHarness();
+    const states: string[] = [];
+    h.edge.onStatus((s) => states.push(`${s.state}${s.detail === 'no pong' ? ':no pong' : ''}`));
+    h.peer.goSilent();
+    await h.peer.until(() => states.includes('disconnected:no pong'), 9000, 'half-open link noticed');
+    expect(h.peer.frames.some((f) => f.dir === 'in' && /\|ping$/.test(f.body))).toBe(true);
+    expect(await h.edge.healthCheck().check()).toMatchObject({ healthy: false });
+    h.peer.goSilent(false);
+    await h.peer.connected(2, 5000);
+    await h.peer.until(() => harness().edge.status().state === 'connected', 2000, 'reconnected');
+    expect(await h.edge.healthCheck().check()).toMatchObject({ healthy: true });
+  }, 15_000);
+
+  it('reports auth-failed when the secret is wrong', async () => {
+    const { DrachtioPeer } = await import('../support/drachtio-peer.js');
+    const { DrachtioCallControl } = await import('../../src/adapters/sip/drachtio-call-control.js');
+    const { edgeConfig } = await import('../support/sip-edge-harness.js');
+    const pino = (await import('pino')).default;
+    const peer = await new DrachtioPeer({ secret: 'right' }).start();
+    const edge = new DrachtioCallControl({ config: edgeConfig(peer.port), ids: { uuid: () => 'x' }, logger: pino({ level: 'silent' }) });
+    edge.start();
+    try {
+      await peer.until(() => edge.status().state === 'auth-failed', 3000, 'auth-failed');
+      expect((await edge.healthCheck().check()).healthy).toBe(false);
+    } finally {
+      await edge.close();
+      await peer.stop();
+    }
+  });
+});
+
 describe('trunk B2BUA (12345 PBX → 110)', () => {
   it('re-originates a trusted INVITE to 110 with the citizen number and the ticket, relays 180/200, ends on BYE', async () => {
     h = await startHarness();
@@ -287,6 +320,44 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     call.bye();
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5091 }).length === 1, 2000, 'BYE to 119');
     await h.peer.until(() => harness().service.states('tr-2').includes('completed'), 2000, 'tr-2 completed');
+    expect(h.service.transfers.get('tr-2')?.endedBy).toBe('citizen');
+    // Nothing held after the call: no leaked dialogs, legs or timers.
+    expect(h.edge.liveCount()).toBe(0);
+  });
+
+  it('goes on when the agent\'s phone hangs up right after 202, and ends cleanly when 119 hangs up', async () => {
+    h = await startHarness();
+    await connectedCall();
+    const dialog110 = h.peer.dialogTo(5090) ?? '';
+    h.peer.party(5091, 'answer');
+    h.peer.referFromParty(dialog110, { referTo: '<sip:119@127.0.0.1:5091>' });
+    await h.peer.until(() => harness().peer.sentByApp({ status: 202 }).length === 1, 2000, '202');
+    // The agent leaves at once (some phones BYE after 202 in a blind transfer).
+    h.peer.byeFromParty(dialog110);
+    await h.peer.until(() => harness().service.states('tr-2').includes('bridged'), 3000, 'tr-2 bridged');
+    expect(h.peer.sentByApp({ status: 200, port: 5090 }).some((r) => r.includes('CSeq: 2 BYE'))).toBe(true);
+    expect(h.service.transfers.get('tr-1')).toMatchObject({ state: 'completed', endedBy: 'target' });
+    expect(h.peer.sentByApp({ method: 'INVITE', port: 5080 })).toHaveLength(1);
+    expect(h.peer.sentByApp({ method: 'BYE', port: 5090 })).toHaveLength(0);
+    // 119 hangs up: the citizen is released and the transfer completes.
+    h.peer.byeFromParty(h.peer.dialogTo(5091) ?? '');
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5080 }).length === 1, 2000, 'BYE to the citizen');
+    await h.peer.until(() => harness().service.states('tr-2').includes('completed'), 2000, 'tr-2 completed');
+    expect(h.service.transfers.get('tr-2')?.endedBy).toBe('target');
+    expect(h.edge.liveCount()).toBe(0);
+  });
+
+  it('hangs up the citizen when the REFER fails after the agent already left', async () => {
+    h = await startHarness();
+    await connectedCall();
+    h.peer.party(5091, 'busy');
+    const dialog110 = h.peer.dialogTo(5090) ?? '';
+    h.peer.referFromParty(dialog110, { referTo: '<sip:119@127.0.0.1:5091>' });
+    await h.peer.until(() => harness().peer.sentByApp({ status: 202 }).length === 1, 2000, '202');
+    h.peer.byeFromParty(dialog110);
+    await h.peer.until(() => harness().service.states('tr-2').includes('failed'), 3000, 'tr-2 failed');
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5080 }).length === 1, 2000, 'BYE to the citizen');
+    expect(h.edge.liveCount()).toBe(0);
   });
 
   it('keeps the citizen with the agent when 119 is busy, and says so in the final NOTIFY', async () => {

@@ -402,6 +402,28 @@ export class DrachtioPeer {
     return this.networkRequest(text, port, dialogId, 'REFER');
   }
 
+  /** A party hangs up a dialog the app created towards it (the recorded BYE, fresh ids). */
+  byeFromParty(dialogId: string): string {
+    const dialog = this.dialogs.get(dialogId);
+    if (!dialog) throw new Error(`no dialog ${dialogId}`);
+    dialog.remoteCseq += 1;
+    const port = dialog.partyPort;
+    const text = substitute(
+      T.citizenBye,
+      {
+        via: `SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-${hex(8)}-1-9`,
+        from: dialog.remoteHeader,
+        to: dialog.localHeader,
+        'call-id': dialog.callId,
+        cseq: `${dialog.remoteCseq} BYE`,
+        contact: `<${dialog.remoteTarget}>`,
+      },
+      `BYE ${uriOf(dialog.localHeader).replace('localhost', SERVER_ADDR)} SIP/2.0`,
+    );
+    this.dialogs.delete(dialogId);
+    return this.networkRequest(text, port, dialogId, 'BYE');
+  }
+
   /** Sends any request text into the app, as from the network (new transaction). */
   networkRequest(text: string, port: number, dialogId: string, method: string): string {
     const txn = randomUUID();

@@ -17,6 +17,7 @@ import type { FailureReason, Priority, TargetFailure } from '../../domain/transf
 import type {
   CallControl,
   CallControlEvent,
+  HealthCheck,
   IdSource,
   InFlightLegs,
   PlaceCallRequest,
@@ -204,6 +205,17 @@ export class DrachtioCallControl implements CallControl {
     };
   }
 
+  /** For /health/ready: healthy while the drachtio-server link is up and authenticated. */
+  healthCheck(): HealthCheck {
+    return {
+      name: `drachtio:${this.switchId}`,
+      check: async () => {
+        const s = this.connection.status();
+        return { healthy: s.state === 'connected', ...(s.detail === undefined ? {} : { detail: `${s.state}: ${s.detail}` }) };
+      },
+    };
+  }
+
   onEvent(listener: (event: CallControlEvent) => void): () => void {
     this.eventListeners.add(listener);
     return () => this.eventListeners.delete(listener);
@@ -214,9 +226,9 @@ export class DrachtioCallControl implements CallControl {
     return () => this.statusListeners.delete(listener);
   }
 
-  /** Calls and INVITEs still in progress; 0 means the process can drain. */
+  /** INVITEs, calls and legs still held; 0 means the process can drain (and nothing leaked). */
   liveCount(): number {
-    return this.inbound.size + this.calls.size;
+    return this.inbound.size + this.calls.size + this.callsByDialog.size + this.attempts.size + this.released.size;
   }
 
   async close(): Promise<void> {
@@ -432,11 +444,12 @@ export class DrachtioCallControl implements CallControl {
     call.agentId = agentHeader !== undefined && AGENT_ID.test(agentHeader) ? agentHeader : attempt.targetDesk;
     call.transferId = legs.transferId;
     // The agent's old leg stays until releaseAgent; remember it for that.
-    this.released.set(legs.transferId, agentSide);
+    this.released.set(legs.transferId, { dialog: agentSide, call });
     this.emit({ type: 'bridged', transferId: legs.transferId });
   }
 
-  private readonly released = new Map<string, SrfDialog>();
+  /** The agent's leg after a REFER transfer connected, until releaseAgent. */
+  private readonly released = new Map<string, { dialog: SrfDialog; call: Call }>();
 
   async joinConference(): Promise<void> {
     // drachtio signals only; a three-way call needs a media bridge (FreeSWITCH conference).
@@ -444,11 +457,11 @@ export class DrachtioCallControl implements CallControl {
   }
 
   async releaseAgent(legs: { transferId: string; agentLegId: string | null }): Promise<void> {
-    const old = this.released.get(legs.transferId);
+    const released = this.released.get(legs.transferId);
     this.released.delete(legs.transferId);
-    if (!old) return; // trunk transfer: the agent is on the PBX, which releases its own leg
-    const call = this.callsByDialog.get(old.id);
-    if (call?.refer) {
+    if (!released) return; // trunk transfer: the agent is on the PBX, which releases its own leg
+    const { dialog: old, call } = released;
+    if (call.refer) {
       call.refer.finished = true;
       if (call.refer.giveUp) clearTimeout(call.refer.giveUp);
       call.refer = null;
@@ -475,11 +488,22 @@ export class DrachtioCallControl implements CallControl {
           // already final
         }
       }
+      if (!this.callsByDialog.has(attempt.dialog?.id ?? '')) this.attempts.delete(leg.legId);
       return;
     }
+    // A leg of an established call: a B2BUA cannot leave the other side hanging, so the call ends.
     const call = this.calls.get(leg.legId) ?? this.callsByDialog.get(leg.legId);
-    const dialog = call ? [call.citizen, call.agentSide].find((d) => d.id === leg.legId) : undefined;
-    if (dialog?.connected) await dialog.destroy().catch(() => undefined);
+    if (call && (call.citizen.id === leg.legId || call.agentSide.id === leg.legId)) await this.endCall(call);
+  }
+
+  /** Ends a call from our side (no 'destroy' event fires for our own BYEs). */
+  private async endCall(call: Call): Promise<void> {
+    if (call.refer?.giveUp) clearTimeout(call.refer.giveUp);
+    call.refer = null;
+    this.forget(call);
+    const legs = [call.citizen, call.agentSide].filter((d) => d.connected);
+    for (const d of legs) d.removeAllListeners('destroy');
+    await Promise.all(legs.map((d) => d.destroy().catch(() => undefined)));
   }
 
   async returnToAgent(legs: {
@@ -492,6 +516,7 @@ export class DrachtioCallControl implements CallControl {
     if (inbound) {
       // A trunk transfer: the caller (the PBX) still holds the citizen with its agent; tell it why.
       this.inbound.delete(legs.citizenLegId);
+      this.dropAttemptsOf(inbound);
       if (inbound.responded || inbound.cancelled) return;
       inbound.responded = true;
       const last = inbound.lastFailureStatus;
@@ -514,7 +539,8 @@ export class DrachtioCallControl implements CallControl {
     // The citizen never left the agent's dialog; nothing to move back.
     if (!call.agentSide.connected) {
       // The agent hung up meanwhile: nobody to return to.
-      await call.citizen.destroy().catch(() => undefined);
+      call.log.info('referred call failed and the agent had left; releasing the citizen');
+      await this.endCall(call);
     }
   }
 
@@ -595,6 +621,7 @@ export class DrachtioCallControl implements CallControl {
       }
       if (inbound.transferId) this.emit({ type: 'party-left', transferId: inbound.transferId, party: 'citizen', cause: 'CANCEL' });
       this.inbound.delete(citizenLegId);
+      this.dropAttemptsOf(inbound);
     });
 
     let result: Awaited<ReturnType<TransferRequester['request']>>;
@@ -620,6 +647,7 @@ export class DrachtioCallControl implements CallControl {
     }
     if (['rejected', 'failed', 'cancelled'].includes(result.transfer.state) && !inbound.responded) {
       this.inbound.delete(citizenLegId);
+      this.dropAttemptsOf(inbound);
       inbound.responded = true;
       const status = statusForFailure(result.transfer.failure?.reason ?? 'stub-unavailable');
       this.sendFinal(res, status.status, status.reason);
@@ -675,6 +703,8 @@ export class DrachtioCallControl implements CallControl {
         // The agent's phone may hang up right after 202 (blind transfer); the new leg goes on.
         call.log.info('agent left while the referred call is being placed');
         if (call.refer.transferId) this.emit({ type: 'party-left', transferId: call.refer.transferId, party: 'agent', cause: 'BYE' });
+        // For the transfer that brought the call to this desk, its target has left.
+        if (call.transferId !== call.refer.transferId) this.emit({ type: 'party-left', transferId: call.transferId, party: 'target', cause: 'BYE' });
         return;
       }
       call.log.info('the other desk hung up');
@@ -693,11 +723,21 @@ export class DrachtioCallControl implements CallControl {
   private forget(call: Call): void {
     this.calls.delete(call.citizenLegId);
     for (const [id, c] of this.callsByDialog) if (c === call) this.callsByDialog.delete(id);
+    for (const [legId, entry] of this.attempts) {
+      if (entry.owner === call) {
+        this.clearAttemptTimer(entry.attempt);
+        this.attempts.delete(legId);
+      }
+    }
+    for (const [transferId, released] of this.released) if (released.call === call) this.released.delete(transferId);
   }
 
   private async onRefer(call: Call, dialog: SrfDialog, req: SrfRequest, res: SrfResponse): Promise<void> {
     const validated = validateRequest(req.msg.raw ?? '', this.config.limits);
     if (!validated.ok) return this.reject(res, validated.rejection, req);
+    if (!dialog.connected || this.calls.get(call.citizenLegId) !== call) {
+      return this.reject(res, { status: 481, reason: reasonPhrase(481), warning: 'the call has ended' }, req);
+    }
     if (dialog !== call.agentSide) {
       return this.reject(res, { status: 403, reason: 'Forbidden', warning: 'only the answering desk may transfer this call' }, req);
     }
@@ -814,7 +854,18 @@ export class DrachtioCallControl implements CallControl {
     if (typeof status === 'number') attempt.lastStatus = status;
     this.clearAttemptTimer(attempt);
     const failure: TargetFailure = failureForStatus(status);
+    // A failed leg is never bridged or hung up later; the next trunk gets a new leg id.
+    this.attempts.delete(attempt.legId);
     this.emit({ type: 'target-failed', transferId: attempt.transferId, legId: attempt.legId, failure, cause });
+  }
+
+  private dropAttemptsOf(owner: InboundInvite | Call): void {
+    for (const [legId, entry] of this.attempts) {
+      if (entry.owner === owner) {
+        this.clearAttemptTimer(entry.attempt);
+        this.attempts.delete(legId);
+      }
+    }
   }
 
   private clearAttemptTimer(attempt: Attempt): void {

@@ -4,8 +4,8 @@
 //
 // srf sends `ping` when enablePing is set but drops the `pong` replies it cannot match (drachtio-agent.js
 // never registers its ping ids), so it cannot tell a silent server from a healthy one. This class watches
-// for any frame from the server: with pings every interval, two intervals without one means the link is
-// half-open, and it destroys the socket so srf reconnects.
+// for any frame from the server: with a ping every interval, an interval plus 2 s without one means the
+// link is half-open, and it destroys the socket so srf reconnects.
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { SwitchState } from '../../ports.js';
@@ -81,15 +81,15 @@ export class DrachtioConnection {
     wp?.on('msg', () => {
       this.lastFrameAt = Date.now();
     });
-    const interval = this.options.pingIntervalMs;
-    this.watchdog = setInterval(() => this.checkLiveness(), Math.min(interval, 5000));
+    this.watchdog = setInterval(() => this.checkLiveness(), 500);
     this.watchdog.unref();
   }
 
   private checkLiveness(): void {
     if (this.current.state !== 'connected' || this.socket === null) return;
     const silentFor = Date.now() - this.lastFrameAt;
-    if (silentFor > 2 * this.options.pingIntervalMs + 1000) {
+    // A pong comes back within milliseconds; a full interval plus 2 s of silence means nobody is there.
+    if (silentFor > this.options.pingIntervalMs + 2000) {
       this.logger.warn({ silentForMs: silentFor }, 'no reply from drachtio-server to pings; dropping the half-open link');
       this.set({ state: 'disconnected', detail: 'no pong' });
       this.socket.destroy();

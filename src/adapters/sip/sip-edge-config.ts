@@ -60,7 +60,7 @@ export const SipEdgeConfigSchema = z
         host: HostSchema.default('127.0.0.1'),
         port: z.number().int().min(1).max(65535).default(9022),
         secret: z.string().min(1),
-        /** srf sends `ping` every interval; a link with no reply for two intervals is treated as down. */
+        /** srf sends `ping` every interval; no frame for an interval + 2 s and the link is treated as down. */
         pingIntervalMs: z.number().int().min(5000).max(300000).default(15000),
         retryMaxDelayMs: z.number().int().min(100).max(60000).default(5000),
       })
