@@ -208,6 +208,16 @@ describe('trust (RFC 3325)', () => {
     expect(h.service.requests[0]?.input.callerNumber).toBeNull();
   });
 
+  it('keeps a trusted caller\'s Privacy: id: anonymous From, identity only in P-Asserted-Identity', async () => {
+    h = await startHarness();
+    const call = h.peer.citizenInvite({ edit: (t) => t.replace('Max-Forwards: 70\r\n', 'Max-Forwards: 70\r\nPrivacy: id\r\n') });
+    expect(await call.final()).toBe(200);
+    const invite = h.peer.sentByApp({ method: 'INVITE', port: 5090 })[0] ?? '';
+    expect(header(invite, 'From')).toMatch(/^"Anonymous" <sip:anonymous@anonymous\.invalid>;tag=/);
+    expect(header(invite, 'P-Asserted-Identity')).toBe('<sip:13800138000@hotline.example>');
+    expect(header(invite, 'Privacy')).toBe('id');
+  });
+
   it('believes a trusted peer\'s P-Asserted-Identity over its From', async () => {
     h = await startHarness();
     const call = h.peer.citizenInvite({

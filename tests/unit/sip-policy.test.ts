@@ -16,6 +16,7 @@ import {
   ticketIdFromUserToUser,
   ticketIdOf,
   userToUser,
+  wantsPrivacy,
 } from '../../src/adapters/sip/sip-policy.js';
 import { INVITE, withHeader } from './sip-test-data.js';
 
@@ -238,6 +239,20 @@ describe('headers of the new leg', () => {
     expect(h['From']).toBe('"Anonymous" <sip:anonymous@anonymous.invalid>');
     expect(h['Privacy']).toBe('id');
     expect(h['P-Asserted-Identity']).toBeUndefined();
+  });
+  it('Privacy: id from the caller: anonymous From, the identity asserted only inside the trust domain', () => {
+    const h = legHeaders({ ...base, privacy: true });
+    expect(h['From']).toBe('"Anonymous" <sip:anonymous@anonymous.invalid>');
+    expect(h['P-Asserted-Identity']).toBe('<sip:13800138000@hotline.example>');
+    expect(h['Privacy']).toBe('id');
+    const outside = legHeaders({ ...base, privacy: true, trunk: findTrunk(config, '119-a')! });
+    expect(JSON.stringify(outside)).not.toContain('13800138000');
+  });
+  it('reads Privacy: id (RFC 3323)', () => {
+    expect(wantsPrivacy(parse(INVITE))).toBe(false);
+    expect(wantsPrivacy(parse(withHeader('Privacy', 'id')))).toBe(true);
+    expect(wantsPrivacy(parse(withHeader('Privacy', 'header; id')))).toBe(true);
+    expect(wantsPrivacy(parse(withHeader('Privacy', 'none')))).toBe(false);
   });
   it('History-Info (RFC 7044) instead of Diversion when configured', () => {
     const h = legHeaders({ ...base, config: { ...config, diversionStyle: 'history-info' } });

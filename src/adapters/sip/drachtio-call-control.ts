@@ -37,6 +37,7 @@ import {
   referredByOf,
   targetUri,
   ticketIdOf,
+  wantsPrivacy,
 } from './sip-policy.js';
 import { failureForStatus, reasonPhrase, referNotify, statusForFailure } from './sip-status.js';
 import type { B2buaOptions, SipErrorShape, SrfDialog, SrfLike, SrfMessage, SrfRequest, SrfResponse } from './srf-shapes.js';
@@ -80,6 +81,8 @@ interface Attempt {
 /** Context that travels with a call through later transfers: the citizen's number and the ticket. */
 interface CallContext {
   readonly callerId: CallerId;
+  /** The caller asked for Privacy: id (RFC 3323). */
+  readonly privacy: boolean;
   readonly ticket: TransferRequest['ticket'];
   readonly priority: Priority;
   readonly firstReceiver: DeskId;
@@ -258,10 +261,13 @@ export class DrachtioCallControl implements CallControl {
     const call = this.calls.get(request.citizenLegId);
     const owner = inbound ?? call;
     if (!owner) throw new SipEdgeError('LEG_NOT_FOUND', `no SIP leg ${request.citizenLegId}`);
+    if (request.mode !== 'blind') {
+      throw new SipEdgeError('NOT_SUPPORTED', 'the SIP edge does blind transfers; three-way calls need a conference bridge');
+    }
     this.attempts.set(request.legId, { attempt, owner });
-
     const referredBy = call?.refer?.referredBy ?? null;
     const headers = legHeaders({
+      privacy: owner.context.privacy,
       config: this.config,
       trunk,
       callerId: request.callerId,
@@ -601,7 +607,13 @@ export class DrachtioCallControl implements CallControl {
       req,
       res,
       peer,
-      context: { callerId: identity.callerId, ticket: input.ticket, priority: input.priority, firstReceiver: peer.desk },
+      context: {
+        callerId: identity.callerId,
+        privacy: peer.trusted && wantsPrivacy(request),
+        ticket: input.ticket,
+        priority: input.priority,
+        firstReceiver: peer.desk,
+      },
       transferId: null,
       attempt: null,
       cancelled: false,

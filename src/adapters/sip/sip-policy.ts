@@ -16,6 +16,11 @@ export function findPeer(config: SipEdgeConfig, address: string): Peer | null {
   return config.peers.find((p) => p.addresses.some((a) => a.toLowerCase() === normalised)) ?? null;
 }
 
+/** RFC 3323 §4.2: `Privacy: id` asks that the identity not leave the trust domain. */
+export function wantsPrivacy(request: ValidatedRequest): boolean {
+  return headerValues(request.headers, 'privacy').some((v) => v.toLowerCase().split(/[;,\s]+/).includes('id'));
+}
+
 /**
  * The citizen's number as this edge will present it. Only a trusted peer's word counts (RFC 3325 §4):
  * its P-Asserted-Identity first, else its From. From anyone else the number is withheld, and the
@@ -233,6 +238,8 @@ export interface LegHeadersInput {
   readonly ticket: { readonly ticketId: string; readonly stubUrl: string };
   /** The REFER's Referred-By, recorded and passed on (RFC 3892 §3). */
   readonly referredBy?: string | null;
+  /** The caller sent `Privacy: id` (RFC 3323): anonymous From, identity only inside the trust domain. */
+  readonly privacy?: boolean;
 }
 
 /** The URI the new leg is sent to: the desk's number at the trunk named by the service. */
@@ -250,9 +257,11 @@ export function legHeaders(input: LegHeadersInput): Record<string, string> {
   const { config, callerId, trunk } = input;
   const headers: Record<string, string> = {};
   if (callerId.kind === 'number') {
-    headers['From'] = `<sip:${callerId.national}@localhost>`;
-    // RFC 3325 §5: asserted only towards a next hop inside the trust domain.
+    headers['From'] = input.privacy ? '"Anonymous" <sip:anonymous@anonymous.invalid>' : `<sip:${callerId.national}@localhost>`;
+    // RFC 3325 §5: asserted only towards a next hop inside the trust domain, with the caller's Privacy
+    // request passed along so the last hop in the domain removes it (RFC 3325 §9.3, RFC 3323).
     if (trunk.trustDomain) headers['P-Asserted-Identity'] = `<sip:${callerId.national}@${config.domain}>`;
+    if (input.privacy) headers['Privacy'] = 'id';
   } else {
     // RFC 3323 §4.1.1.3: the anonymous From.
     headers['From'] = '"Anonymous" <sip:anonymous@anonymous.invalid>';
