@@ -268,6 +268,27 @@ describe('bad input gets the proper SIP error, never a crash', () => {
     expect(h.edge.liveCount()).toBe(0);
   });
 
+  it('answers OPTIONS keep-alives from a peer with 200 and from anyone else with 403', async () => {
+    h = await startHarness();
+    const options = (from: string) =>
+      [
+        'OPTIONS sip:127.0.0.1:5070 SIP/2.0',
+        `Via: SIP/2.0/UDP ${from}:5080;branch=z9hG4bK-o-${from}`,
+        `From: <sip:pbx@${from}>;tag=o1`,
+        'To: <sip:127.0.0.1:5070>',
+        `Call-ID: options-${from}`,
+        'CSeq: 1 OPTIONS',
+        'Max-Forwards: 70',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n');
+    h.peer.networkRequest(options('127.0.0.1'), 5080, '', 'OPTIONS');
+    await h.peer.until(() => harness().peer.sentByApp({ status: 200 }).length === 1, 2000, '200 to OPTIONS');
+    h.peer.networkRequest(options('10.1.1.1'), 5080, '', 'OPTIONS', '10.1.1.1');
+    await h.peer.until(() => harness().peer.sentByApp({ status: 403 }).length === 1, 2000, '403 to OPTIONS');
+  });
+
   it('answers 481 to a REFER outside any dialog', async () => {
     h = await startHarness();
     const text = [

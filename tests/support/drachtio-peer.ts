@@ -425,12 +425,12 @@ export class DrachtioPeer {
   }
 
   /** Sends any request text into the app, as from the network (new transaction). */
-  networkRequest(text: string, port: number, dialogId: string, method: string): string {
+  networkRequest(text: string, port: number, dialogId: string, method: string, address = '127.0.0.1'): string {
     const txn = randomUUID();
     const withRport = this.withRport(text, port);
     this.inbound.set(txn, { id: txn, method, text: withRport, partyPort: port, dialogId, toTag: null, finished: false });
     this.sip.push({ by: 'network', text, partyPort: port, at: performance.now() });
-    this.deliver(`sip|network|${bytes(text)}|udp|127.0.0.1|${port}|${stackTime()}|${txn}|${dialogId}|`, withRport);
+    this.deliver(`sip|network|${bytes(text)}|udp|${address}|${port}|${stackTime()}|${txn}|${dialogId}|`, withRport);
     return txn;
   }
 
