@@ -130,3 +130,21 @@ describe('REFER progress (RFC 3515, sipfrag RFC 3420)', () => {
     expect(reasonPhrase(499)).toBe('Failure');
   });
 });
+
+describe('refusalFor: the SIP answer when the transfer service throws', () => {
+  it('a client error of the service is a 403 naming its code', async () => {
+    const { refusalFor } = await import('../../src/adapters/sip/drachtio-call-control.js');
+    expect(refusalFor(Object.assign(new Error('no'), { statusCode: 422, code: 'ROUTE_NOT_ALLOWED' }))).toEqual({
+      status: 403,
+      reason: 'Forbidden',
+      warning: 'transfer refused (ROUTE_NOT_ALLOWED)',
+    });
+    expect(refusalFor(Object.assign(new Error('x'), { statusCode: 409, code: 'has spaces' })).warning).toBe('transfer refused');
+  });
+  it('anything else is a 503', async () => {
+    const { refusalFor } = await import('../../src/adapters/sip/drachtio-call-control.js');
+    expect(refusalFor(new Error('redis down')).status).toBe(503);
+    expect(refusalFor(Object.assign(new Error('x'), { statusCode: 500, code: 'STORE_DOWN' })).warning).toBe('the transfer could not be started (STORE_DOWN)');
+    expect(refusalFor('weird').status).toBe(503);
+  });
+});

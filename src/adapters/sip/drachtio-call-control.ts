@@ -72,6 +72,7 @@ interface Attempt {
   timer: NodeJS.Timeout | null;
   /** Set once target-failed or target-answered was reported, so a late CANCEL's 487 is not reported again. */
   settled: boolean;
+  answered: boolean;
   timedOut: boolean;
   lastStatus: number | null;
   dialog: SrfDialog | null;
@@ -111,6 +112,8 @@ interface ReferInProgress {
   transferId: string | null;
   attempt: Attempt | null;
   notified: Set<number>;
+  /** A final NOTIFY ended the subscription (RFC 6665 §4.1.3): nothing more may be sent on it. */
+  finalSent: boolean;
   finished: boolean;
   giveUp: NodeJS.Timeout | null;
 }
@@ -130,6 +133,19 @@ interface Call {
 }
 
 const AGENT_ID = /^[0-9A-Za-z_-]{1,32}$/;
+
+/**
+ * The SIP answer when the transfer service throws: its client errors (a 4xx statusCode, e.g. a routing
+ * rule refusing the transfer) are a refusal, 403 with the error's code; anything else is 503.
+ */
+export function refusalFor(err: unknown): SipRejection {
+  const e = err as { statusCode?: unknown; code?: unknown };
+  const code = typeof e.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(e.code) ? e.code : null;
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { status: 403, reason: 'Forbidden', warning: `transfer refused${code ? ` (${code})` : ''}` };
+  }
+  return { status: 503, reason: 'Service Unavailable', warning: `the transfer could not be started${code ? ` (${code})` : ''}` };
+}
 
 /** A URI user for a log line: a phone number masked, a short extension or desk number as is. */
 function maskUser(user: string | null): string | null {
@@ -252,6 +268,7 @@ export class DrachtioCallControl implements CallControl {
       uacReq: null,
       timer: null,
       settled: false,
+      answered: false,
       timedOut: false,
       lastStatus: null,
       dialog: null,
@@ -343,7 +360,15 @@ export class DrachtioCallControl implements CallControl {
     attempt.b2bua = this.srf.createB2BUA(inbound.req, inbound.res, uri, options, {
       cbRequest: cb.onRequest,
       cbProvisional: cb.onProvisional,
-      cbFinalizedUac: () => this.answerAttempt(attempt),
+      cbFinalizedUac: (uac) => {
+        if (attempt.settled) {
+          // A 200 that crossed our CANCEL (timeout or hang-up): the service has moved on, so this leg
+          // must not answer the caller. Release it; throwing here stops createB2BUA before its 200 to A.
+          void uac.destroy().catch(() => undefined);
+          throw new SipEdgeError('LEG_NOT_FOUND', 'late answer after the attempt was given up');
+        }
+        this.answerAttempt(attempt);
+      },
     });
     attempt.b2bua.then(
       ({ uas, uac }) => {
@@ -374,6 +399,12 @@ export class DrachtioCallControl implements CallControl {
         for (const l of inbound.req.listeners('update')) if (!before.update.includes(l)) inbound.req.off('update', l as () => void);
         const status = typeof err.status === 'number' ? err.status : 500;
         if (inbound.cancelled) return; // reported as party-left by the CANCEL handler
+        if (attempt.answered) {
+          // The other desk answered but the caller's leg could not be: srf has released the B leg.
+          this.emit({ type: 'target-failed', transferId: attempt.transferId, legId: attempt.legId, failure: 'switch-error', cause: `answering the caller failed: ${err.message}` });
+          return;
+        }
+        if (attempt.settled) return; // our own CANCEL (timeout or hang-up) ended it; already reported
         if (status >= 300) inbound.lastFailureStatus = status;
         log.info({ status }, 'the other desk did not take the call');
         this.failAttempt(attempt, status, `SIP ${status} ${err.reason ?? err.message ?? ''}`.trim());
@@ -647,7 +678,7 @@ export class DrachtioCallControl implements CallControl {
       log.warn({ err }, 'transfer service refused the trunk transfer');
       if (!inbound.responded) {
         inbound.responded = true;
-        this.reject(res, { status: 503, reason: 'Service Unavailable', warning: 'the transfer could not be started' });
+        this.reject(res, refusalFor(err));
       }
       return;
     }
@@ -778,6 +809,7 @@ export class DrachtioCallControl implements CallControl {
       transferId: null,
       attempt: null,
       notified: new Set([100]),
+      finalSent: false,
       finished: false,
       giveUp: null,
     };
@@ -826,7 +858,7 @@ export class DrachtioCallControl implements CallControl {
       }
     } catch (err) {
       call.log.warn({ err }, 'transfer service refused the REFER');
-      await this.finishReferFailure(call, 503);
+      await this.finishReferFailure(call, refusalFor(err).status);
     }
   }
 
@@ -841,9 +873,12 @@ export class DrachtioCallControl implements CallControl {
 
   /** NOTIFY message/sipfrag to the referrer (RFC 3515 §2.4.4); a final status ends the subscription. */
   private async notifyReferrer(call: Call, status: number, reason?: string): Promise<void> {
+    const refer = call.refer;
+    if (!refer || refer.finalSent) return;
     const notify = referNotify(status, reason);
-    const target = call.refer?.referrer;
-    if (!target?.connected) return;
+    if (notify.final) refer.finalSent = true;
+    const target = refer.referrer;
+    if (!target.connected) return;
     try {
       await target.request({ method: 'NOTIFY', headers: { ...notify.headers }, body: notify.body });
     } catch (err) {
@@ -856,6 +891,7 @@ export class DrachtioCallControl implements CallControl {
   private answerAttempt(attempt: Attempt): void {
     if (attempt.settled) return;
     attempt.settled = true;
+    attempt.answered = true;
     this.clearAttemptTimer(attempt);
     this.emit({ type: 'target-answered', transferId: attempt.transferId, legId: attempt.legId });
   }
