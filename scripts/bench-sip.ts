@@ -4,6 +4,7 @@
 // citizen out. Bounded by call count and wall time; prints the machine. Never asserts a time.
 //   npm exec -- tsx scripts/bench-sip.ts [calls=400] [concurrency=20] [maxSeconds=30]
 import { cpus, freemem, platform, release, totalmem } from 'node:os';
+import { pathToFileURL } from 'node:url';
 import { startHarness } from '../tests/support/sip-edge-harness.js';
 
 const calls = Number(process.argv[2] ?? 400);
@@ -92,10 +93,19 @@ async function phase(calls: number, concurrency: number): Promise<Phase> {
   return { completed, failed, launched, elapsed, inviteOut, answerOut };
 }
 
-async function main(): Promise<void> {
+export interface SipBenchResult {
+  readonly sequential: Phase;
+  readonly parallel: Phase;
+}
+
+/** Runs the two phases and prints them with the machine; `npm run bench` can import and call this. */
+export async function benchSip(opts: { calls?: number; concurrency?: number } = {}): Promise<SipBenchResult> {
+  const n = opts.calls ?? calls;
+  const c = opts.concurrency ?? concurrency;
+  await phase(20, 1); // warm-up (JIT, srf's first dialogs); not reported
   // Latency one call at a time (nothing queued behind it), then throughput with calls in parallel.
-  const latency = await phase(Math.max(1, Math.min(100, Math.floor(calls / 4))), 1);
-  const load = await phase(calls, concurrency);
+  const latency = await phase(Math.max(1, Math.min(100, Math.floor(n / 4))), 1);
+  const load = await phase(n, c);
   const cpu = cpus();
   const report = (name: string, p: Phase) => {
     console.log(`${name}: ${p.completed} completed, ${p.failed} failed, ${p.launched} launched; ${(p.completed / p.elapsed).toFixed(1)} calls/s over ${p.elapsed.toFixed(2)} s`);
@@ -106,11 +116,14 @@ async function main(): Promise<void> {
   console.log(`machine: ${cpu[0]?.model ?? 'unknown cpu'} x${cpu.length}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB (${(freemem() / 2 ** 30).toFixed(1)} free), ${platform()} ${release()}, node ${process.version}`);
   console.log(`each call: INVITE → 180 → 200 → ACK → BYE; cap ${maxSeconds} s per phase`);
   report('sequential (concurrency 1)', latency);
-  report(`parallel (concurrency ${concurrency})`, load);
+  report(`parallel (concurrency ${c})`, load);
   console.log('note: both figures include the test peer itself (same process, same event loop), so they are an upper bound.');
+  return { sequential: latency, parallel: load };
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  benchSip().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
+}
