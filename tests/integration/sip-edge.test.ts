@@ -125,6 +125,41 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     expect(h.edge.liveCount()).toBe(0);
   });
 
+  it('works the other way too: the 110 switch moves a call to 12345 with an incident ticket', async () => {
+    h = await startHarness();
+    const call = h.peer.citizenInvite({ address: '10.0.0.110', dialled: '12345' });
+    expect(await call.final()).toBe(200);
+    const invite = h.peer.sentByApp({ method: 'INVITE', port: 5080 })[0] ?? '';
+    expect(invite.startsWith('INVITE sip:12345@127.0.0.1:5080 SIP/2.0\r\n')).toBe(true);
+    expect(header(invite, 'P-Asserted-Identity')).toBe('<sip:13800138000@hotline.example>');
+    expect(header(invite, 'Diversion')).toBe('<sip:110@hotline.example>;reason=deflection;counter=1');
+    expect(h.service.requests[0]?.input).toMatchObject({ from: '110', to: '12345', ticket: { kind: 'incident', categoryCode: 'P01' } });
+  });
+
+  it('refuses a three-way placeCall before dialling: drachtio has no conference bridge', async () => {
+    h = await startHarness();
+    h.peer.party(5090, 'ring-only');
+    const call = h.peer.citizenInvite();
+    await h.peer.until(() => call.statuses.includes(180), 2000, 'ringing');
+    await expect(
+      h.edge.placeCall({
+        transferId: 'tr-x',
+        legId: 'leg-x',
+        citizenLegId: call.dialogId,
+        agentLegId: null,
+        mode: 'three-way',
+        priority: 'normal',
+        sourceDesk: '12345',
+        target: { desk: '110', number: '110', trunk: '110-main' },
+        callerId: { kind: 'withheld' },
+        ticket: { ticketId: 'T', stubUrl: 'https://x/T' },
+        answerTimeoutSeconds: 5,
+      }),
+    ).rejects.toMatchObject({ code: 'NOT_SUPPORTED' });
+    await expect(h.edge.joinConference()).rejects.toMatchObject({ code: 'NOT_SUPPORTED' });
+    expect(h.peer.outboundInvites).toHaveLength(1);
+  });
+
   it('writes History-Info instead of Diversion when configured', async () => {
     h = await startHarness({ config: { diversionStyle: 'history-info' } });
     await connectedCall();
@@ -405,6 +440,20 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     expect(h.peer.sentByApp({ method: 'INVITE', port: 5080 })).toHaveLength(0);
     // Referred-By was absent: the REFER's From stands in for it.
     expect(header(h.peer.sentByApp({ method: 'INVITE', port: 5091 })[0] ?? '', 'Referred-By')).toMatch(/^<sip:110@127\.0\.0\.1:5090>$/);
+  });
+
+  it('gives the referrer a final answer when the new desk never answers (REFER timeout)', async () => {
+    h = await startHarness({ config: { limits: { maxMessageBytes: 16384, maxHeaderBytes: 1024, referTimeoutSeconds: 1 } } });
+    h.peer.party(5091, 'silent');
+    await connectedCall();
+    h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: '<sip:119@127.0.0.1:5091>' });
+    await h.peer.until(() => harness().service.states('tr-2').includes('failed'), 3000, 'tr-2 failed');
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'NOTIFY', port: 5090 }).length === 2, 2000, 'final NOTIFY');
+    const last = h.peer.sentByApp({ method: 'NOTIFY', port: 5090 }).at(-1) ?? '';
+    expect(last.endsWith('SIP/2.0 480 Temporarily Unavailable\r\n')).toBe(true);
+    expect(header(last, 'Subscription-State')).toBe('terminated;reason=noresource');
+    expect(h.peer.sentByApp({ method: 'CANCEL', port: 5091 })).toHaveLength(1);
+    expect(h.service.transfers.get('tr-2')?.failure?.reason).toBe('no-answer');
   });
 
   const refusals: { name: string; referTo: string; status: number }[] = [

@@ -25,6 +25,7 @@ export function edgeConfig(port: number, overrides: Record<string, unknown> = {}
     peers: [
       { name: 'pbx12345', desk: '12345', addresses: ['127.0.0.1'], trusted: true, divisionCode: '450300', categoryCode: 'C01' },
       { name: 'overflow', desk: '12345', addresses: ['10.9.9.9'], trusted: false, divisionCode: '450300', categoryCode: 'C01' },
+      { name: 'sw110', desk: '110', addresses: ['10.0.0.110'], trusted: true, divisionCode: '450300', categoryCode: 'P01' },
     ],
     desks: {
       '12345': { numbers: ['12345'], trunks: [{ name: 'to-12345', host: '127.0.0.1', port: 5080 }] },
