@@ -160,6 +160,22 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     expect(h.peer.outboundInvites).toHaveLength(1);
   });
 
+  it('passes a hold re-INVITE from the citizen on to 110 and answers with 110\'s SDP', async () => {
+    h = await startHarness();
+    const call = await connectedCall();
+    const hold = 'v=0\r\no=citizen 53655765 2353687638 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6200 RTP/AVP 0\r\na=sendonly\r\n';
+    call.reinvite(hold);
+    await h.peer.until(() => harness().peer.reinviteStatuses.size === 1, 2000, 'answer to the re-INVITE');
+    expect([...h.peer.reinviteStatuses.values()]).toEqual([200]);
+    const toward110 = h.peer.sentByApp({ method: 'INVITE', port: 5090 })[1] ?? '';
+    expect(toward110).toContain('a=sendonly');
+    const answer = h.peer.sentByApp({ status: 200, port: 5080 }).at(-1) ?? '';
+    expect(answer).toContain('CSeq: 2 INVITE');
+    expect(answer.slice(answer.indexOf('\r\n\r\n') + 4)).toBe(
+      (h.peer.sip.filter((r) => r.by === 'network' && r.partyPort === 5090 && r.text.includes(' INVITE\r\n') && r.text.startsWith('SIP/2.0 200')).at(-1)?.text ?? '').split('\r\n\r\n')[1],
+    );
+  });
+
   it('writes History-Info instead of Diversion when configured', async () => {
     h = await startHarness({ config: { diversionStyle: 'history-info' } });
     await connectedCall();

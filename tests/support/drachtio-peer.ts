@@ -203,6 +203,8 @@ export interface CitizenCall {
   readonly statuses: number[];
   final(timeoutMs?: number): Promise<number>;
   bye(): void;
+  /** A re-INVITE from the citizen (e.g. hold: the recorded SDP with a=sendonly). */
+  reinvite(sdp: string): void;
   cancel(): void;
 }
 
@@ -336,9 +338,36 @@ export class DrachtioPeer {
         return state.statuses.find((s) => s >= 200) ?? 0;
       },
       bye: () => this.citizenBye(dialogId, port),
+      reinvite: (sdp: string) => this.citizenReinvite(dialogId, port, sdp),
       cancel: () => this.citizenCancel(txn, port),
     };
   }
+
+  private citizenReinvite(dialogId: string, port: number, sdp: string): void {
+    const dialog = this.dialogs.get(dialogId);
+    const state = this.citizenCalls.get(dialogId);
+    if (!dialog || !state) throw new Error(`no confirmed dialog ${dialogId}`);
+    state.cseq += 1;
+    const head = substitute(
+      T.citizenInvite,
+      {
+        via: `SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK-${hex(8)}-1-8`,
+        from: dialog.remoteHeader,
+        to: dialog.localHeader,
+        'call-id': dialog.callId,
+        cseq: `${state.cseq} INVITE`,
+        contact: `<${dialog.remoteTarget}>`,
+        'content-length': String(bytes(sdp)),
+      },
+      `INVITE sip:${SERVER_ADDR} SIP/2.0`,
+    );
+    const text = head.slice(0, head.indexOf(CRLF + CRLF) + 4) + sdp;
+    this.reinvites.set(this.networkRequest(text, port, dialogId, 'INVITE'), dialogId);
+  }
+
+  /** Re-INVITEs from the citizen (transaction → dialog) and the final statuses the app gave them. */
+  readonly reinvites = new Map<string, string>();
+  readonly reinviteStatuses = new Map<string, number>();
 
   private citizenBye(dialogId: string, port: number): void {
     const dialog = this.dialogs.get(dialogId);
@@ -753,7 +782,20 @@ export class DrachtioPeer {
     }
     this.reply(msgId, `${leader}${CRLF}${completed}`);
 
-    const citizen = this.citizenCalls.get(txn.dialogId);
+    const citizen = this.reinvites.has(txn.id) ? undefined : this.citizenCalls.get(txn.dialogId);
+    if (isInvite && this.reinvites.has(txn.id) && status >= 200) {
+      this.reinviteStatuses.set(txn.id, status);
+      if (status < 300) {
+        const ack = substitute(T.citizenAck, {
+          via: `SIP/2.0/UDP 127.0.0.1:${txn.partyPort};branch=z9hG4bK-${hex(8)}-1-9`,
+          from: get(req, 'from') ?? '',
+          to: to,
+          'call-id': get(req, 'call-id') ?? '',
+          cseq: `${(get(req, 'cseq') ?? '1').split(' ')[0]} ACK`,
+        });
+        setTimeout(() => this.deliver(`sip|network|${bytes(ack)}||127.0.0.1|${txn.partyPort}|${stackTime()}|${txn.id}|${txn.dialogId}|`, this.withRport(ack, txn.partyPort)), 1);
+      }
+    }
     if (isInvite && citizen) {
       citizen.statuses.push(status);
       if (status >= 200 && status < 300) {
