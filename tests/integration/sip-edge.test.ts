@@ -226,6 +226,34 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     expect(h.service.trail.find((r) => r.event === 'target-failed')).toMatchObject({ to: 'dialing' });
   });
 
+  it('cancels the B leg even when the caller\'s CANCEL comes before the INVITE to 110 is on the wire', async () => {
+    h = await startHarness();
+    h.peer.party(5090, 'ring-only');
+    h.peer.inviteEchoDelayMs = 100;
+    const call = h.peer.citizenInvite();
+    await h.peer.until(() => harness().peer.outboundInvites.length === 1, 2000, 'INVITE to 110 sent by the app');
+    call.cancel();
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'CANCEL', port: 5090 }).length === 1, 2000, 'CANCEL to 110');
+    await h.peer.until(() => harness().service.states('tr-1').includes('failed'), 2000, 'failed');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(h.peer.sentByApp({ method: 'CANCEL', port: 5090 })).toHaveLength(1);
+    expect(call.statuses).toEqual([100, 487]);
+    expect(h.edge.liveCount()).toBe(0);
+  });
+
+  it('releases a 200 that crosses its CANCEL after a timeout, and the caller is answered once, by the backup', async () => {
+    h = await startHarness({ answerTimeoutSeconds: 1 });
+    h.peer.party(5090, 'late-answer').party(5092, 'answer');
+    const call = h.peer.citizenInvite();
+    expect(await call.final(4000)).toBe(200);
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5090 }).length === 1, 2000, 'BYE to the late 110 leg');
+    await h.peer.until(() => harness().service.states('tr-1').includes('bridged'), 2000, 'bridged');
+    expect(call.statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(h.service.transfers.get('tr-1')?.trunkIndex).toBe(1);
+    // The answered call is the backup's: its SDP went to the caller.
+    expect(h.peer.sentByApp({ method: 'INVITE', port: 5092 })).toHaveLength(1);
+  });
+
   it('propagates the caller\'s CANCEL to 110 and ends the transfer as citizen-left', async () => {
     h = await startHarness();
     h.peer.party(5090, 'ring-only');

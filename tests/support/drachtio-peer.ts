@@ -181,9 +181,20 @@ export interface OutboundInvite {
   readonly text: string;
   readonly dialogId: string;
   final: number | null;
+  /** Set by the party script: answers the INVITE now (used for a 200 crossing a CANCEL). */
+  answerNow?: () => void;
 }
 
-export type PartyBehaviour = 'answer' | 'answer-no-ringing' | 'busy' | 'ring-only' | 'unavailable' | 'trunk-down' | 'silent';
+export type PartyBehaviour =
+  | 'answer'
+  | 'answer-no-ringing'
+  | 'busy'
+  | 'ring-only'
+  | 'unavailable'
+  | 'trunk-down'
+  | 'silent'
+  /** Rings, and answers 200 when CANCELled: the 200 crosses the CANCEL on the wire. */
+  | 'late-answer';
 
 export interface SipRecord {
   /** 'app' = sent by the app (as completed by the server), 'server' = the server's own, 'network' = from a party. */
@@ -232,6 +243,8 @@ export class DrachtioPeer {
   private readonly connectWaiters: (() => void)[] = [];
   port = 0;
   connections = 0;
+  /** Delays the `Msg sent` echo of new INVITEs (a busy server), to open race windows in tests. */
+  inviteEchoDelayMs = 0;
   pings = 0;
 
   constructor(options: DrachtioPeerOptions = {}) {
@@ -595,8 +608,12 @@ export class DrachtioPeer {
     const invite: OutboundInvite = { txn, uri, partyPort, text: completed, dialogId: dialog.id, final: null };
     this.outboundInvites.push(invite);
     this.sip.push({ by: 'app', text: completed, partyPort, at: performance.now() });
-    this.reply(msgId, `OK|application|${bytes(completed)}|udp|127.0.0.1|5070|${stackTime()}|${txn}|Msg sent:|${CRLF}${completed}`);
-    this.playParty(invite, dialog);
+    const echo = () => {
+      this.reply(msgId, `OK|application|${bytes(completed)}|udp|127.0.0.1|5070|${stackTime()}|${txn}|Msg sent:|${CRLF}${completed}`);
+      this.playParty(invite, dialog);
+    };
+    if (this.inviteEchoDelayMs > 0) setTimeout(echo, this.inviteEchoDelayMs);
+    else echo();
   }
 
   /** The far end answering an INVITE from the app, with the recorded responses. */
@@ -646,6 +663,10 @@ export class DrachtioPeer {
       case 'ring-only':
         respond(is119 ? T.ringing119 : T.ringing110, d);
         break;
+      case 'late-answer':
+        respond(is119 ? T.ringing119 : T.ringing110, d);
+        invite.answerNow = () => respond(is119 ? T.ok119 : T.ok110, 0);
+        break;
       case 'unavailable':
         respond(T.busy110.replace('486 Busy Here', '480 Temporarily Unavailable'), d);
         break;
@@ -681,6 +702,11 @@ export class DrachtioPeer {
     const completed = assemble(p.start, fixed, p.headers, p.body, {});
     this.sip.push({ by: 'app', text: completed, partyPort: invite.partyPort, at: performance.now() });
     this.reply(msgId, `OK|application|${bytes(completed)}|udp|127.0.0.1|5070|${stackTime()}|${randomUUID()}|Msg sent:|${CRLF}${completed}`);
+    if (invite.answerNow) {
+      // Too late: the party had already answered; its 200 to the INVITE arrives instead of a 487.
+      invite.answerNow();
+      return;
+    }
     // The party's 200 to the CANCEL is not passed up; its 487 is, and the server ACKs it itself.
     setTimeout(() => {
       if (invite.final !== null) return;

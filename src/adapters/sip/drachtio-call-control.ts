@@ -307,6 +307,15 @@ export class DrachtioCallControl implements CallControl {
     const onRequest = (err: unknown, uacReq: SrfRequest) => {
       if (err) return; // the rejection path reports it
       attempt.uacReq = uacReq;
+      if (attempt.settled) {
+        // Given up (the caller's CANCEL, a hang-up) before the INVITE was even on the wire.
+        try {
+          uacReq.cancel();
+        } catch {
+          // already final
+        }
+        return;
+      }
       attempt.timer = setTimeout(() => {
         if (attempt.settled) return;
         attempt.timedOut = true;
