@@ -500,6 +500,45 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     expect(h.service.transfers.get('tr-2')?.failure?.reason).toBe('no-answer');
   });
 
+  it('chains transfers: 110 → 119, then 119 → 120, each a record of its own', async () => {
+    h = await startHarness();
+    const call = await connectedCall();
+    h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: '<sip:119@127.0.0.1:5091>' });
+    await h.peer.until(() => harness().service.states('tr-2').includes('bridged'), 3000, 'tr-2 bridged');
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5090 }).length === 1, 2000, '110 released');
+    h.peer.referFromParty(h.peer.dialogTo(5091) ?? '', { referTo: '<sip:120@127.0.0.1>' });
+    await h.peer.until(() => harness().service.states('tr-3').includes('bridged'), 3000, 'tr-3 bridged');
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5091 }).length === 1, 2000, '119 released');
+    expect(h.service.requests.map((r) => `${r.input.from}->${r.input.to}`)).toEqual(['12345->110', '110->119', '119->120']);
+    expect(h.service.requests[2]?.input.agent.agentId).toBe('fire-desk-2');
+    expect(h.peer.sentByApp({ method: 'INVITE', port: 5080 })).toHaveLength(2);
+    const invite120 = h.peer.sentByApp({ method: 'INVITE', port: 5094 })[0] ?? '';
+    expect(header(invite120, 'Diversion')).toBe('<sip:119@hotline.example>;reason=deflection;counter=1');
+    expect(header(invite120, 'X-Ticket-Id')).toBe(h.service.requests[0]?.input.ticket.ticketId);
+    call.bye();
+    await h.peer.until(() => harness().service.states('tr-3').includes('completed'), 2000, 'tr-3 completed');
+    expect(h.edge.liveCount()).toBe(0);
+  });
+
+  it('refuses a REFER from the citizen\'s side with 403: only the answering desk transfers', async () => {
+    h = await startHarness();
+    const call = await connectedCall();
+    h.peer.referFromCitizen(call.dialogId, '<sip:119@127.0.0.1:5091>');
+    await h.peer.until(() => harness().peer.sentByApp({ status: 403, port: 5080 }).length === 1, 2000, '403');
+    expect(h.service.requests).toHaveLength(1);
+  });
+
+  it('answers 491 to a second REFER while one is in progress', async () => {
+    h = await startHarness();
+    h.peer.party(5091, 'ring-only');
+    await connectedCall();
+    const d = h.peer.dialogTo(5090) ?? '';
+    h.peer.referFromParty(d, { referTo: '<sip:119@127.0.0.1:5091>' });
+    await h.peer.until(() => harness().peer.sentByApp({ status: 202 }).length === 1, 2000, '202');
+    h.peer.referFromParty(d, { referTo: '<sip:119@127.0.0.1:5091>' });
+    await h.peer.until(() => harness().peer.sentByApp({ status: 491, port: 5090 }).length === 1, 2000, '491');
+  });
+
   const refusals: { name: string; referTo: string; status: number }[] = [
     { name: 'a desk that is not allowed', referTo: '<sip:12313@127.0.0.1>', status: 403 },
     { name: 'an unknown number', referTo: '<sip:13700000000@evil.example>', status: 403 },

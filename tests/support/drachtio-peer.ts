@@ -382,6 +382,29 @@ export class DrachtioPeer {
   readonly reinvites = new Map<string, string>();
   readonly reinviteStatuses = new Map<string, number>();
 
+  /** A REFER from the citizen's side (the PBX), e.g. to check that only the answering desk may transfer. */
+  referFromCitizen(dialogId: string, referTo: string): string {
+    const dialog = this.dialogs.get(dialogId);
+    const state = this.citizenCalls.get(dialogId);
+    if (!dialog || !state) throw new Error(`no confirmed dialog ${dialogId}`);
+    state.cseq += 1;
+    const text = substitute(
+      T.refer110,
+      {
+        via: `SIP/2.0/UDP 127.0.0.1:${dialog.partyPort};branch=z9hG4bK-${hex(8)}-1-6`,
+        from: dialog.remoteHeader,
+        to: dialog.localHeader,
+        'call-id': dialog.callId,
+        cseq: `${state.cseq} REFER`,
+        contact: `<${dialog.remoteTarget}>`,
+        'refer-to': referTo,
+        'referred-by': `<${dialog.remoteTarget}>`,
+      },
+      `REFER sip:${SERVER_ADDR} SIP/2.0`,
+    );
+    return this.networkRequest(text, dialog.partyPort, dialogId, 'REFER');
+  }
+
   private citizenBye(dialogId: string, port: number): void {
     const dialog = this.dialogs.get(dialogId);
     const state = this.citizenCalls.get(dialogId);

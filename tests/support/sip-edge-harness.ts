@@ -37,6 +37,7 @@ export function edgeConfig(port: number, overrides: Record<string, unknown> = {}
         ],
       },
       '119': { numbers: ['119'], trunks: [{ name: '119-main', host: '127.0.0.1', port: 5091 }] },
+      '120': { numbers: ['120'], trunks: [{ name: '120-main', host: '127.0.0.1', port: 5094 }] },
       '12313': { numbers: ['12313'], trunks: [{ name: '12313-main', host: '127.0.0.1', port: 5093 }], referTarget: false },
     },
     ...overrides,
