@@ -1,6 +1,7 @@
 // The operator's sipp scenarios (sip/sipp) played against each other on loopback, with no drachtio in
-// between: proves they parse and that each UAC/UAS pair completes a real SIP exchange. Scenarios that
-// need the edge in the middle (the REFER phone, 119, a busy 110) are only checked to load.
+// between: proves they parse and that each UAC/UAS pair completes a real SIP exchange. The agent phone's
+// REFER scenario and the busy 110 run against test-only scenarios (tests/fixtures/sipp) playing the
+// edge's side.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,13 +30,15 @@ function run(args: string[], timeoutMs: number): Promise<{ code: number | null; 
   });
 }
 
-async function pair(uac: string, uas: string, service: string): Promise<void> {
+const TEST_SIPP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'sipp');
+
+async function pair(uac: string, uas: string, service: string, uacDir = SIPP_DIR): Promise<void> {
   const uasPort = await freePort();
   const uacPort = await freePort();
   const server = run(['-sf', join(SIPP_DIR, uas), '-i', '127.0.0.1', '-p', String(uasPort), '-m', '1'], 15_000);
   await new Promise((r) => setTimeout(r, 300));
   const client = await run(
-    ['-sf', join(SIPP_DIR, uac), '-s', service, `127.0.0.1:${uasPort}`, '-i', '127.0.0.1', '-p', String(uacPort), '-m', '1', '-timeout', '10s', '-timeout_error'],
+    ['-sf', join(uacDir, uac), '-s', service, `127.0.0.1:${uasPort}`, '-i', '127.0.0.1', '-p', String(uacPort), '-m', '1', '-timeout', '10s', '-timeout_error'],
     15_000,
   );
   const done = await server;
@@ -47,9 +50,8 @@ describe.skipIf(!hasSipp)('sipp scenarios for the operator', () => {
   it('the citizen via the 12345 PBX completes a call with the 110 switch scenario', () => pair('uac_citizen_via_12345.xml', 'uas_110.xml', '110'));
   it('the 110 switch direction completes a call with an answering scenario', () => pair('uac_citizen_via_110.xml', 'uas_110.xml', '12345'));
   it('the citizen cancels while the 110 scenario rings', () => pair('uac_citizen_cancel.xml', 'uas_110_ringing.xml', '110'));
-  it.each(['uas_110_busy.xml', 'uas_110_agent_refer.xml', 'uas_119.xml'])('%s loads (sipp keeps waiting for a call)', async (scenario) => {
-    const port = await freePort();
-    const result = await run(['-sf', join(SIPP_DIR, scenario), '-i', '127.0.0.1', '-p', String(port), '-m', '1'], 700);
-    expect(result.killed).toBe(true);
-  });
+  it('the 110 agent phone REFERs and checks 202 and the NOTIFYs (100, 180, final 200 terminated) as the edge sends them', () =>
+    pair('edge_as_referee.xml', 'uas_110_agent_refer.xml', '110', TEST_SIPP_DIR));
+  it('119 answers a call (as the referred desk)', () => pair('uac_citizen_via_12345.xml', 'uas_119.xml', '119'));
+  it('a busy 110 answers 486 and takes the ACK', () => pair('caller_expects_busy.xml', 'uas_110_busy.xml', '110', TEST_SIPP_DIR));
 });
