@@ -99,6 +99,7 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     expect(header(invite, 'Call-Info')).toBe(`<https://hotline.invalid/v1/tickets/${ticketId}>;purpose=info`);
     expect(header(invite, 'Priority')).toBe('emergency');
     expect(header(invite, 'Subject')).toBe('12345 hotline call');
+    expect(header(invite, 'Max-Forwards')).toBe('69');
     expect(invite).toContain('m=audio 6200 RTP/AVP 0 8');
     // The caller got 110's ringing and answer with its SDP and X-Agent-Id.
     expect(call.statuses).toEqual([100, 180, 200]);

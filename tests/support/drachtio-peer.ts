@@ -11,7 +11,8 @@
 // Record-Route/RSeq/Content-Length dropped), NOK replies for the app's ACK to a non-2xx and its 487
 // after a CANCEL, the server answering a CANCEL itself, and the odd CANCEL frame (the INVITE's
 // transaction id and byte count). Guessed, not recorded: the order of headers the recordings never
-// showed (Diversion, History-Info, Call-Info, Privacy, Warning), `pong`, and the reply to a bad secret.
+// showed (Diversion, History-Info, Call-Info, Privacy, Warning), `pong`, the reply to a bad secret, and
+// an app-set Max-Forwards being used (drachtio-server's header map has it; the recordings never set it).
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { networkMessage } from './wire-transcript.js';
@@ -108,6 +109,8 @@ const KNOWN = [
   'Privacy', 'Warning', 'RAck', 'Content-Type', 'Content-Encoding', 'Content-Disposition', 'Content-Length',
 ];
 const KNOWN_LOWER = new Map(KNOWN.map((k) => [k.toLowerCase(), k]));
+// drachtio-server maps an app-set Max-Forwards onto sofia's own (its header map has max_forwards), so it is
+// placed with the fixed headers below instead of being dropped.
 const DROPPED = new Set(['via', 'route', 'record-route', 'rseq', 'content-length', 'max-forwards']);
 function canonical(name: string): string {
   return KNOWN_LOWER.get(name.toLowerCase()) ?? name.split('-').map((p) => p.charAt(0).toUpperCase() + p.slice(1)).join('-');
@@ -608,7 +611,7 @@ export class DrachtioPeer {
     const to = get(p, 'to') ?? `<${uri}>`;
     const fixed: Header[] = [
       { name: 'Via', value: `SIP/2.0/UDP ${SERVER_ADDR};rport;branch=z9hG4bK${token()}` },
-      { name: 'Max-Forwards', value: '70' },
+      { name: 'Max-Forwards', value: get(p, 'max-forwards') ?? '70' },
       { name: 'From', value: from },
       { name: 'To', value: to },
       { name: 'Call-ID', value: callId },

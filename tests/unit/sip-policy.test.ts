@@ -8,6 +8,7 @@ import {
   inboundTransferRequest,
   inviteTarget,
   legHeaders,
+  nextMaxForwards,
   parseReplaces,
   priorityOf,
   referTarget,
@@ -258,6 +259,14 @@ describe('headers of the new leg', () => {
     const h = legHeaders({ ...base, config: { ...config, diversionStyle: 'history-info' } });
     expect(h['Diversion']).toBeUndefined();
     expect(h['History-Info']).toBe('<sip:12345@hotline.example>;index=1,<sip:110@10.1.0.1;cause=302>;index=1.1;mp=1');
+  });
+  it('Max-Forwards: the caller\'s less one, capped at 70 (RFC 3261 §16.6)', () => {
+    expect(nextMaxForwards(parse(INVITE))).toBe(69);
+    expect(nextMaxForwards(parse(withHeader('Max-Forwards', '1')))).toBe(0);
+    expect(nextMaxForwards(parse(withHeader('Max-Forwards', '200')))).toBe(70);
+    expect(nextMaxForwards(parse(withHeader('Max-Forwards', null)))).toBe(70);
+    expect(legHeaders({ ...base, maxForwards: 12 })['Max-Forwards']).toBe('12');
+    expect(legHeaders(base)['Max-Forwards']).toBeUndefined();
   });
   it('Referred-By and Priority when given', () => {
     const h = legHeaders({ ...base, priority: 'emergency', referredBy: '<sip:110@10.0.0.3>' });

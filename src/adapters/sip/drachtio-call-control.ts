@@ -32,6 +32,7 @@ import {
   inboundTransferRequest,
   inviteTarget,
   legHeaders,
+  nextMaxForwards,
   priorityOf,
   referTarget,
   referredByOf,
@@ -82,6 +83,8 @@ interface Attempt {
 /** Context that travels with a call through later transfers: the citizen's number and the ticket. */
 interface CallContext {
   readonly callerId: CallerId;
+  /** For the first leg only: the caller's Max-Forwards less one. */
+  readonly maxForwards?: number;
   /** The caller asked for Privacy: id (RFC 3323). */
   readonly privacy: boolean;
   readonly ticket: TransferRequest['ticket'];
@@ -285,6 +288,7 @@ export class DrachtioCallControl implements CallControl {
     const referredBy = call?.refer?.referredBy ?? null;
     const headers = legHeaders({
       privacy: owner.context.privacy,
+      ...(inbound && inbound.context.maxForwards !== undefined ? { maxForwards: inbound.context.maxForwards } : {}),
       config: this.config,
       trunk,
       callerId: request.callerId,
@@ -650,6 +654,7 @@ export class DrachtioCallControl implements CallControl {
       context: {
         callerId: identity.callerId,
         privacy: peer.trusted && wantsPrivacy(request),
+        maxForwards: nextMaxForwards(request),
         ticket: input.ticket,
         priority: input.priority,
         firstReceiver: peer.desk,

@@ -206,7 +206,10 @@ export interface RequestLimits {
   readonly maxHeaderBytes: number;
 }
 
-/** Headers that RFC 3261 allows once only; a second copy is an attack or a broken peer. */
+/**
+ * Headers allowed once only (RFC 3261 §7.3.1, RFC 3515 §2.1 for Refer-To, RFC 3892 for Referred-By, and
+ * our X-Ticket-Id); a second copy is an attack or a broken peer. User-to-User may repeat (RFC 7433 §4.1).
+ */
 const SINGLE_HEADERS = [
   'from',
   'to',
@@ -218,7 +221,6 @@ const SINGLE_HEADERS = [
   'refer-to',
   'referred-by',
   'x-ticket-id',
-  'user-to-user',
 ] as const;
 const REQUIRED_HEADERS = ['from', 'to', 'call-id', 'cseq', 'via'] as const;
 

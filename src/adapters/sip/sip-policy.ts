@@ -145,6 +145,12 @@ const AGENT_ID = /^[0-9A-Za-z_-]{1,32}$/;
 const DIVISION = /^\d{6}$/;
 const CATEGORY = /^[0-9A-Za-z][0-9A-Za-z.-]{0,31}$/;
 
+/** The Max-Forwards for the re-originated INVITE: the caller's less one (RFC 3261 §16.6 step 3), 70 if absent. */
+export function nextMaxForwards(request: ValidatedRequest): number {
+  const value = headerValues(request.headers, 'max-forwards')[0];
+  return value === undefined ? 70 : Math.max(0, Math.min(70, Number(value) - 1));
+}
+
 export function priorityOf(request: ValidatedRequest): Priority {
   // RFC 3261 §20.26 Priority: emergency; RFC 4412 Resource-Priority esnet.* is the emergency namespace.
   const priority = (headerValues(request.headers, 'priority')[0] ?? '').toLowerCase();
@@ -240,6 +246,8 @@ export interface LegHeadersInput {
   readonly referredBy?: string | null;
   /** The caller sent `Privacy: id` (RFC 3323): anonymous From, identity only inside the trust domain. */
   readonly privacy?: boolean;
+  /** The caller's Max-Forwards less one, so a routing loop between PBXs through the edge still ends (483). */
+  readonly maxForwards?: number;
 }
 
 /** The URI the new leg is sent to: the desk's number at the trunk named by the service. */
@@ -282,6 +290,7 @@ export function legHeaders(input: LegHeadersInput): Record<string, string> {
   // RFC 3261 §20.9: where more about the call can be read.
   headers['Call-Info'] = `<${input.ticket.stubUrl}>;purpose=info`;
   if (input.priority === 'emergency') headers['Priority'] = 'emergency';
+  if (input.maxForwards !== undefined) headers['Max-Forwards'] = String(Math.max(0, Math.min(70, input.maxForwards)));
   return headers;
 }
 
