@@ -568,6 +568,20 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
   });
 });
 
+describe('reconcile', () => {
+  it('reports legs it no longer holds as the citizen gone, and leaves live ones alone', async () => {
+    h = await startHarness();
+    const call = await connectedCall();
+    const events: unknown[] = [];
+    h.edge.onEvent((e) => events.push(e));
+    await h.edge.reconcile([
+      { transferId: 'tr-1', state: 'bridged', mode: 'blind', citizenLegId: call.dialogId, agentLegId: null, targetLegId: 'tr-1-leg-0' },
+      { transferId: 'tr-old', state: 'ringing', mode: 'blind', citizenLegId: 'gone@x;from-tag=1', agentLegId: null, targetLegId: 'l' },
+    ]);
+    expect(events).toEqual([{ type: 'party-left', transferId: 'tr-old', party: 'citizen', cause: 'sip leg lost (edge restarted)' }]);
+  });
+});
+
 describe('logs', () => {
   it('never carry a whole phone number', async () => {
     h = await startHarness();
