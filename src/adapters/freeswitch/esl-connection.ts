@@ -102,6 +102,8 @@ export class EslConnection {
   /** Resolves at the next 'connected'; rejects on 'auth-failed' or 'closed', or after timeoutMs. */
   waitConnected(timeoutMs: number): Promise<void> {
     if (this.stateValue === 'connected') return Promise.resolve();
+    if (this.stateValue === 'auth-failed') return Promise.reject(new EslError('auth-failed', this.detailValue));
+    if (this.stateValue === 'closed') return Promise.reject(new EslError('closed', this.detailValue));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off();

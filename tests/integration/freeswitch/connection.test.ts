@@ -46,6 +46,10 @@ describe('the Event Socket connection', () => {
     expect(t.driver.status()).toMatchObject({ state: 'auth-failed', detail: expect.stringContaining('-ERR invalid') });
     expect(statuses.at(-1)?.state).toBe('auth-failed');
     await expect(t.driver.placeCall(placeCallRequest({ citizenLegId: randomUUID() }))).rejects.toMatchObject({ code: 'auth-failed' });
+    // Asked again later, it answers at once with the same reason rather than waiting for a timeout.
+    const started = Date.now();
+    await expect(t.driver.ready(5_000)).rejects.toMatchObject({ code: 'auth-failed' });
+    expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it('when the socket drops mid-transfer and comes back, it subscribes again and settles the transfer from channel state', async () => {
