@@ -244,6 +244,7 @@ export class EslConnection {
       socket.destroy();
     }, this.options.connectTimeoutMs);
     socket.on('data', (chunk: Buffer) => {
+      if (this.socket !== socket) return; // a socket already given up on
       let messages: EslMessage[];
       try {
         messages = this.parser.push(chunk);
