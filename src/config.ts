@@ -49,6 +49,32 @@ export const ConfigSchema = z
         deferredWriteRetryMs: z.number().int().min(50).max(60_000),
       })
       .strict(),
+    /** The live feed (src/feed/README.md). */
+    feed: z
+      .object({
+        /** Browser Origins allowed to open the feed besides the service's own pages. */
+        allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'an origin: scheme://host[:port]')),
+        maxPayloadBytes: z.number().int().min(256).max(65_536),
+        maxBufferedBytes: z.number().int().min(4096).max(64 * 1024 * 1024),
+        heartbeatMs: z.number().int().min(500).max(120_000),
+        subscribeTimeoutMs: z.number().int().min(100).max(60_000),
+        /** Events kept in the shared log (Redis Stream MAXLEN ~), the reach of a resume. */
+        historySize: z.number().int().min(100).max(1_000_000),
+        replayLimit: z.number().int().min(10).max(100_000),
+        timeZone: z.string().refine((tz) => {
+          try {
+            new Intl.DateTimeFormat('en', { timeZone: tz });
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'an IANA time zone such as Asia/Shanghai'),
+        /** API key name → desks it may watch; a key not listed watches every desk. */
+        desksByKey: z.record(z.string(), z.array(DeskIdSchema).min(1)),
+        statsIntervalMs: z.number().int().min(10).max(60_000),
+        switchAnnounceMs: z.number().int().min(1000).max(3_600_000),
+      })
+      .strict(),
     desks: z.record(DeskIdSchema, DeskConfigSchema).refine((d) => Object.keys(d).length >= 2, 'at least two desks'),
     auth: z
       .object({

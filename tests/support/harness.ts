@@ -8,11 +8,15 @@ import { MemoryEventBus } from '../../src/adapters/memory/memory-event-bus.js';
 import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memory/memory-stores.js';
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
-import { RedisEventBus } from '../../src/adapters/redis/redis-event-bus.js';
+import { RedisDayStats } from '../../src/adapters/redis/redis-day-stats.js';
+import { RedisStreamEventBus } from '../../src/adapters/redis/redis-stream-event-bus.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
 import { buildApp } from '../../src/http/app.js';
+import { MemoryDayStats, type DayStats } from '../../src/feed/day-stats.js';
+import type { FeedHub, FeedSettings } from '../../src/feed/feed-hub.js';
+import { LocalFeedLog } from '../../src/feed/local-feed-log.js';
 import { createLogger } from '../../src/logger.js';
-import type { EventBus, HealthCheck, TicketStore, TransferStore } from '../../src/ports.js';
+import type { EventBus, FeedLog, HealthCheck, TicketStore, TransferStore } from '../../src/ports.js';
 import { TransferService } from '../../src/transfer/transfer-service.js';
 import type { TransferRequestInput } from '../../src/transfer/transfer-request.js';
 import { TestCallControl } from './test-call-control.js';
@@ -37,6 +41,10 @@ export interface Harness {
   readonly tickets: TicketStore;
   readonly transfers: TransferStore;
   readonly bus: EventBus;
+  /** The live feed's hub on this instance. */
+  readonly feed: FeedHub;
+  /** Listens on a free loopback port (for websocket and browser tests); returns the base URL. */
+  listen(): Promise<string>;
   /** Every log line written, parsed. */
   readonly logs: Record<string, unknown>[];
   readonly rawLogs: string[];
@@ -49,7 +57,22 @@ export interface HarnessOptions {
   readonly answerTimeoutSeconds?: number;
   readonly withSwitch?: boolean;
   readonly redisCommandTimeoutMs?: number;
+  readonly feed?: Partial<FeedSettings>;
 }
+
+export const FEED_TEST_SETTINGS: FeedSettings = {
+  allowedOrigins: ['http://wall.example.test'],
+  maxPayloadBytes: 4096,
+  maxBufferedBytes: 1024 * 1024,
+  heartbeatMs: 15_000,
+  subscribeTimeoutMs: 5000,
+  replayLimit: 1000,
+  timeZone: 'Asia/Shanghai',
+  desksByKey: {},
+  statsIntervalMs: 20,
+  switchAnnounceMs: 60_000,
+  instanceId: 'test',
+};
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const rawLogs: string[] = [];
@@ -69,12 +92,16 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   let tickets: TicketStore;
   let transfers: TransferStore;
   let bus: EventBus;
+  let feedLog: FeedLog;
+  let stats: DayStats;
+  let closeFeedLog = () => undefined as void;
   const clients: Redis[] = [];
   const healthChecks: HealthCheck[] = [];
   if (options.redisUrl) {
     const timeouts = { commandTimeoutMs: options.redisCommandTimeoutMs ?? 500, connectTimeoutMs: 1000 };
     const redis = connectRedis(options.redisUrl, timeouts);
-    const subscriber = connectRedis(options.redisUrl, timeouts);
+    // The stream reader blocks in XREAD for up to a second: its command timeout must be longer.
+    const subscriber = connectRedis(options.redisUrl, { ...timeouts, commandTimeoutMs: 3000 });
     for (const client of [redis, subscriber]) {
       client.on('error', () => undefined);
       clients.push(client);
@@ -83,12 +110,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const keys = redisKeys(options.namespace ?? `t${randomUUID().slice(0, 8)}`);
     tickets = new RedisTicketStore(redis, keys);
     transfers = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3600, idempotencyTtlSeconds: 3600 });
-    bus = new RedisEventBus(redis, subscriber, keys.feed);
+    const streamBus = new RedisStreamEventBus({ writer: redis, reader: subscriber, key: keys.feedLog, maxLength: 10_000 });
+    bus = streamBus;
+    feedLog = streamBus;
+    stats = new RedisDayStats(redis, keys);
     healthChecks.push({ name: 'store', check: async () => ({ healthy: redis.status === 'ready', detail: `redis ${redis.status}` }) });
   } else {
     tickets = new MemoryTicketStore(clock);
     transfers = new MemoryTransferStore();
     bus = new MemoryEventBus();
+    const local = new LocalFeedLog(bus, 10_000);
+    feedLog = local;
+    closeFeedLog = () => local.close();
+    stats = new MemoryDayStats();
   }
 
   const service = new TransferService({
@@ -109,14 +143,24 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const callControl = new TestCallControl();
   if (options.withSwitch !== false) service.attachSwitch(callControl);
 
+  let feed: FeedHub | null = null;
   const app = await buildApp({
     service,
     apiKeys: Object.entries(KEYS).map(([role, key]) => ({ name: `test-${role}`, role: role as keyof typeof KEYS, key })),
     healthChecks,
     logger,
     bodyLimitBytes: 65536,
+    feed: {
+      log: feedLog,
+      bus,
+      transfers,
+      stats,
+      settings: { ...FEED_TEST_SETTINGS, ...options.feed },
+      onHub: (hub) => (feed = hub),
+    },
   });
   await app.ready();
+  if (!feed) throw new Error('the feed did not start');
 
   return {
     app,
@@ -125,11 +169,19 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     tickets,
     transfers,
     bus,
+    feed,
+    async listen() {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const address = app.server.address();
+      if (typeof address !== 'object' || address === null) throw new Error('not listening');
+      return `http://127.0.0.1:${address.port}`;
+    },
     logs,
     rawLogs,
     async close() {
       await app.close();
       await service.close();
+      closeFeedLog();
       await bus.close();
       await Promise.allSettled(clients.map((c) => c.quit()));
     },
