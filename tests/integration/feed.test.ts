@@ -229,6 +229,48 @@ describe('the live feed (one instance, in memory)', () => {
       await stranger.next('snapshot');
     });
 
+    it('drops a client that reads too slowly with 4429, while the others get every event and transfers go on', async () => {
+      await h.close();
+      h = await startHarness({ feed: { maxBufferedBytes: 64 * 1024 } });
+      base = await h.listen();
+      const slow = await connect({ token: KEYS.supervisor });
+      slow.subscribe();
+      await slow.next('snapshot');
+      const fast = await connect({ token: KEYS.supervisor });
+      fast.subscribe();
+      await fast.next('snapshot');
+
+      const model = await transfer(h);
+      await fast.next('transfer', (m) => m.transfer.id === model.id && m.transfer.state === 'bridged');
+      const t = await h.service.get(model.id);
+      slow.ws.pause(); // stops reading: the kernel buffers fill, then the server's send buffer
+      const burst = 20_000;
+      for (let i = 0; i < burst; i += 1) {
+        // Events arrive from the switch and Redis over time, not in one tick: let I/O run now and then.
+        if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve));
+        await h.bus.publish({
+          kind: 'transfer',
+          transfer: { ...t, version: 100 + i },
+          record: { transferId: t.id, at: t.updatedAt, from: 'bridged', to: 'bridged', event: 'party-left', version: 100 + i },
+        });
+      }
+      await expect.poll(() => h.feed.droppedSlow, { timeout: 10_000 }).toBe(1);
+      slow.ws.resume(); // reads what was queued, then the close frame with the reason
+      const { code, reason } = await slow.closed;
+      expect(code).toBe(CLOSE.slowConsumer);
+      expect(reason).toMatch(/slow consumer/);
+
+      // The fast client got the whole burst, and a transfer made now still goes through at once.
+      await fast.next('transfer', (m) => m.transfer.version === 100 + burst - 1, 10_000);
+      const after = await transfer(h, { to: '119' });
+      await fast.next('transfer', (m) => m.transfer.id === after.id && m.transfer.state === 'bridged');
+
+      // It comes back from where it stopped: what is still kept, or a resync with a fresh snapshot.
+      const back = await connect({ token: KEYS.supervisor });
+      back.subscribe({ since: slow.lastSeq() });
+      await Promise.race([back.next('resumed', undefined, 10_000), back.next('snapshot', undefined, 10_000)]);
+    });
+
     it('closes with 4408 a client that never subscribes', async () => {
       await h.close();
       h = await startHarness({ feed: { subscribeTimeoutMs: 150 } });

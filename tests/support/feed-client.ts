@@ -86,8 +86,11 @@ export async function openFeed(baseUrl: string, options: OpenOptions = {}): Prom
     },
     async close() {
       if (ws.readyState === WebSocket.CLOSED) return;
+      ws.resume();
       ws.close();
+      const timer = setTimeout(() => ws.terminate(), 1000);
       await closed;
+      clearTimeout(timer);
     },
   };
   return client;
