@@ -1,19 +1,24 @@
 // The composition root: configuration → adapters → transfer service → HTTP server; graceful shutdown.
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { MemoryEventBus } from './adapters/memory/memory-event-bus.js';
 import { MemoryTicketStore, MemoryTransferStore } from './adapters/memory/memory-stores.js';
 import { redisKeys } from './adapters/redis/keys.js';
 import { connectRedis } from './adapters/redis/redis-connection.js';
-import { RedisEventBus } from './adapters/redis/redis-event-bus.js';
+import { RedisDayStats } from './adapters/redis/redis-day-stats.js';
+import { RedisStreamEventBus } from './adapters/redis/redis-stream-event-bus.js';
 import { RedisTicketStore, RedisTransferStore } from './adapters/redis/redis-stores.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { MemoryDayStats, type DayStats } from './feed/day-stats.js';
+import { LocalFeedLog } from './feed/local-feed-log.js';
 import { buildApp } from './http/app.js';
 import { createLogger } from './logger.js';
-import type { CallControl, Clock, EventBus, HealthCheck, IdSource, TicketStore, TransferStore } from './ports.js';
+import type { CallControl, Clock, EventBus, FeedLog, HealthCheck, IdSource, TicketStore, TransferStore } from './ports.js';
 import { TransferService } from './transfer/transfer-service.js';
 
+const FEED_READ_BLOCK_MS = 1000;
 const systemClock: Clock = { now: () => new Date() };
 const randomIds: IdSource = { uuid: () => randomUUID() };
 
@@ -21,34 +26,49 @@ interface Stores {
   tickets: TicketStore;
   transfers: TransferStore;
   bus: EventBus;
+  feedLog: FeedLog;
+  dayStats: DayStats;
   healthChecks: HealthCheck[];
   close(): Promise<void>;
 }
 
 function buildStores(config: Config): Stores {
   if (config.redis.url === null) {
+    const bus = new MemoryEventBus();
     return {
       tickets: new MemoryTicketStore(systemClock),
       transfers: new MemoryTransferStore(),
-      bus: new MemoryEventBus(),
+      bus,
+      feedLog: new LocalFeedLog(bus, config.feed.historySize),
+      dayStats: new MemoryDayStats(),
       healthChecks: [{ name: 'store', check: async () => ({ healthy: true, detail: 'embedded in-memory store (one instance, not durable)' }) }],
       close: async () => undefined,
     };
   }
   const timeouts = { commandTimeoutMs: config.redis.commandTimeoutMs, connectTimeoutMs: config.redis.connectTimeoutMs };
   const redis = connectRedis(config.redis.url, timeouts);
-  const subscriber = connectRedis(config.redis.url, timeouts);
+  // The feed's stream reader blocks in XREAD for up to a second: its command timeout must be longer.
+  const subscriber = connectRedis(config.redis.url, { ...timeouts, commandTimeoutMs: FEED_READ_BLOCK_MS + 2000 });
   const keys = redisKeys(config.redis.namespace);
   const quiet = (client: Redis) => client.on('error', () => undefined); // state is reported by /health/ready
   quiet(redis);
   quiet(subscriber);
+  const bus = new RedisStreamEventBus({
+    writer: redis,
+    reader: subscriber,
+    key: keys.feedLog,
+    maxLength: config.feed.historySize,
+    blockMs: FEED_READ_BLOCK_MS,
+  });
   return {
     tickets: new RedisTicketStore(redis, keys),
     transfers: new RedisTransferStore(redis, keys, {
       transferTtlSeconds: config.transfers.ttlSeconds,
       idempotencyTtlSeconds: config.transfers.idempotencyTtlSeconds,
     }),
-    bus: new RedisEventBus(redis, subscriber, keys.feed),
+    bus,
+    feedLog: bus,
+    dayStats: new RedisDayStats(redis, keys),
     healthChecks: [
       {
         name: 'store',
@@ -60,7 +80,7 @@ function buildStores(config: Config): Stores {
       },
     ],
     close: async () => {
-      await Promise.allSettled([redis.quit(), subscriber.quit()]);
+      await Promise.allSettled([redis.quit(), subscriber.quit().catch(() => undefined)]);
     },
   };
 }
@@ -110,6 +130,13 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     healthChecks: stores.healthChecks,
     logger,
     bodyLimitBytes: config.http.bodyLimitBytes,
+    feed: {
+      log: stores.feedLog,
+      bus: stores.bus,
+      transfers: stores.transfers,
+      stats: stores.dayStats,
+      settings: { ...config.feed, instanceId: `${hostname()}:${process.pid}` },
+    },
   });
   await app.listen({ host: config.http.host, port: config.http.port });
 

@@ -157,8 +157,13 @@ export class FeedHub {
     this.closed = true;
     this.unfollow?.();
     for (const timer of [this.heartbeat, this.announce, this.statsTimer]) if (timer) clearInterval(timer);
-    for (const client of [...this.clients]) this.drop(client, CLOSE.goingAway, 'the service instance is shutting down');
+    this.disconnectAll('the service instance is shutting down');
     await this.chain.catch(() => undefined);
+  }
+
+  /** Closes every client with 1001 (going away); they reconnect and resume, here or elsewhere. */
+  disconnectAll(reason: string): void {
+    for (const client of [...this.clients]) this.drop(client, CLOSE.goingAway, reason);
   }
 
   // ------------------------------------------------------------ client messages
