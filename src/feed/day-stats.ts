@@ -26,8 +26,15 @@ export function countOf(transfer: Transfer, record: TransitionRecord): DayCount 
 
 /** The calendar day of an instant in a time zone (the desks work on Beijing time), as YYYY-MM-DD. */
 export function dayOf(at: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' }).format(at);
+  let format = DAY_FORMATS.get(timeZone);
+  if (!format) {
+    // Building a formatter costs far more than using one: keep one per zone.
+    format = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    DAY_FORMATS.set(timeZone, format);
+  }
+  return format.format(at);
 }
+const DAY_FORMATS = new Map<string, Intl.DateTimeFormat>();
 
 export class MemoryDayStats implements DayStats {
   private readonly days = new Map<string, { sets: Map<DayCount, Set<string>>; failures: Map<string, FailureSummary> }>();

@@ -74,10 +74,10 @@ interface Rendered {
   readonly seq: string;
   /** The desks a transfer event concerns; null for events every supervisor sees. */
   readonly desks: readonly string[] | null;
-  readonly supervisor: string | null;
+  readonly supervisor: Buffer | null;
   /** A screen pop or its end, for the seats of one desk. */
   readonly seatDesk: string | null;
-  readonly seat: string | null;
+  readonly seat: Buffer | null;
 }
 
 const CLOSE_GRACE_MS = 2000;
@@ -295,7 +295,7 @@ export class FeedHub {
       transfer: view,
       change: { from: record.from, to: record.to, event: record.event, at: record.at },
     });
-    let seat: string | null = null;
+    let seat: Buffer | null = null;
     const desk = transfer.target.desk;
     if (record.to === 'ringing' && record.from !== 'ringing') {
       if (this.anySeatOn(desk)) {
@@ -440,15 +440,16 @@ export class FeedHub {
     client.ws.send(frame(message));
   }
 
-  private sendFrame(client: FeedClient, text: string): void {
+  private sendFrame(client: FeedClient, data: Buffer): void {
     if (client.phase === 'closed') return;
     // Never wait for a client: past its budget it is dropped and may resume with `since`.
-    if (client.ws.bufferedAmount + text.length > this.deps.settings.maxBufferedBytes) {
+    if (client.ws.bufferedAmount + data.length > this.deps.settings.maxBufferedBytes) {
       this.droppedSlow += 1;
       this.drop(client, CLOSE.slowConsumer, 'slow consumer: send buffer full; reconnect with since');
       return;
     }
-    client.ws.send(text);
+    // Encoded once per event, sent as a text frame to every client.
+    client.ws.send(data, { binary: false });
   }
 
   private beat(): void {
@@ -503,8 +504,8 @@ export class FeedHub {
   }
 }
 
-function frame(message: ServerMessage): string {
-  return JSON.stringify(message);
+function frame(message: ServerMessage): Buffer {
+  return Buffer.from(JSON.stringify(message), 'utf8');
 }
 
 function errorText(err: unknown): string {

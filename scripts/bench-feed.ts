@@ -1,0 +1,250 @@
+// Live feed benchmark: N websocket supervisors on loopback, a bounded burst of transfer events, the
+// delivery latency (event published → frame parsed by the client) and the service's memory. The
+// service runs in a child process so its RSS is its own; the clients share the parent. Prints figures
+// and the machine; never asserts. Targets (issue 5): p99 ≤ 50 ms, service RSS < 150 MB.
+//
+//   npm run bench:feed -- --clients 1000 --events 100 --interval-ms 10
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import WebSocket from 'ws';
+
+const { values: args } = parseArgs({
+  options: {
+    serve: { type: 'boolean', default: false },
+    clients: { type: 'string', default: '1000' },
+    events: { type: 'string', default: '100' },
+    'interval-ms': { type: 'string', default: '10' },
+    'timeout-s': { type: 'string', default: '60' },
+  },
+});
+
+type ToChild = { type: 'burst'; events: number; intervalMs: number } | { type: 'memory' } | { type: 'stop' };
+type FromChild =
+  | { type: 'listening'; port: number; node: string }
+  | { type: 'burst-done'; peak: Memory; published: number; fanoutMs: number[] }
+  | { type: 'memory'; memory: Memory };
+interface Memory {
+  rssMb: number;
+  heapUsedMb: number;
+}
+
+const mb = (n: number) => Math.round((n / 1024 / 1024) * 10) / 10;
+const memory = (): Memory => {
+  const m = process.memoryUsage();
+  return { rssMb: mb(m.rss), heapUsedMb: mb(m.heapUsed) };
+};
+
+// ------------------------------------------------------------------ the service (child process)
+
+async function serve(): Promise<void> {
+  const { pino } = await import('pino');
+  const { MemoryEventBus } = await import('../src/adapters/memory/memory-event-bus.js');
+  const { MemoryTicketStore, MemoryTransferStore } = await import('../src/adapters/memory/memory-stores.js');
+  const { MemoryDayStats } = await import('../src/feed/day-stats.js');
+  const { LocalFeedLog } = await import('../src/feed/local-feed-log.js');
+  const { buildApp } = await import('../src/http/app.js');
+  const { TransferService } = await import('../src/transfer/transfer-service.js');
+
+  const logger = pino({ level: 'warn' });
+  const clock = { now: () => new Date() };
+  const bus = new MemoryEventBus();
+  const transfers = new MemoryTransferStore();
+  const tickets = new MemoryTicketStore(clock);
+  const service = new TransferService({
+    tickets,
+    transfers,
+    bus,
+    clock,
+    ids: { uuid: () => randomUUID() },
+    logger,
+    desks: { '12345': { number: '12345', trunks: ['a'] }, '110': { number: '110', trunks: ['b'] } },
+    settings: { ticketTtlSeconds: 3600, answerTimeoutSeconds: 30, publicBaseUrl: 'http://127.0.0.1', deferredWriteRetryMs: 1000 },
+  } as ConstructorParameters<typeof TransferService>[0]);
+  const app = await buildApp({
+    service,
+    apiKeys: [{ name: 'bench-supervisor', role: 'supervisor', key: 'bench-supervisor-key-0000' }],
+    healthChecks: [],
+    logger,
+    bodyLimitBytes: 65536,
+    feed: {
+      log: new LocalFeedLog(bus, 10_000),
+      bus,
+      transfers,
+      stats: new MemoryDayStats(),
+      settings: {
+        allowedOrigins: [],
+        maxPayloadBytes: 4096,
+        maxBufferedBytes: 1024 * 1024,
+        heartbeatMs: 15_000,
+        subscribeTimeoutMs: 30_000,
+        replayLimit: 5000,
+        timeZone: 'Asia/Shanghai',
+        desksByKey: {},
+        statsIntervalMs: 1000,
+        switchAnnounceMs: 3_600_000,
+        instanceId: 'bench',
+      },
+    },
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const send = (m: FromChild) => process.send?.(m);
+  send({ type: 'listening', port, node: process.version });
+
+  process.on('message', async (message: ToChild) => {
+    if (message.type === 'memory') return send({ type: 'memory', memory: memory() });
+    if (message.type === 'stop') {
+      await app.close();
+      process.exit(0);
+    }
+    if (message.type === 'burst') {
+      let peak = memory();
+      const sampler = setInterval(() => {
+        const now = memory();
+        if (now.rssMb > peak.rssMb) peak = now;
+      }, 10);
+      const base = {
+        id: randomUUID(),
+        direction: { from: '12345', to: '110' },
+        mode: 'blind' as const,
+        priority: 'normal' as const,
+        firstReceiver: '12345',
+        citizenLeg: { switchId: 'bench', legId: randomUUID() },
+        agent: { agentId: 'A1', seatId: 'S1', legId: null },
+        target: { desk: '110', number: '110', trunks: ['b'] },
+        presentedCallerId: { kind: 'number' as const, national: '13800138000', type: 'mobile' as const },
+        ticketId: 'GD-BENCH-1',
+        stubDeferred: false,
+        state: 'ringing' as const,
+        trunkIndex: 0,
+        targetLegId: randomUUID(),
+        failure: null,
+        endedBy: null,
+        createdAt: new Date().toISOString(),
+      };
+      const fanoutMs: number[] = [];
+      for (let i = 0; i < message.events; i += 1) {
+        const at = new Date().toISOString();
+        const t0 = performance.now();
+        await bus.publish({
+          kind: 'transfer',
+          transfer: { ...base, version: i + 1, updatedAt: at },
+          record: { transferId: base.id, at, from: 'ringing', to: 'ringing', event: 'target-ringing', version: i + 1 },
+        });
+        // The hub renders and writes to every socket before the event loop turns: this is its fan-out time.
+        await new Promise((resolve) => setImmediate(resolve));
+        fanoutMs.push(performance.now() - t0);
+        await new Promise((resolve) => setTimeout(resolve, message.intervalMs));
+      }
+      // Let the last frames leave before the peak is read.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      clearInterval(sampler);
+      send({ type: 'burst-done', peak, published: message.events, fanoutMs });
+    }
+  });
+}
+
+// ------------------------------------------------------------------ the clients (parent process)
+
+function ask<T extends FromChild['type']>(child: ChildProcess, type: T, request?: ToChild): Promise<Extract<FromChild, { type: T }>> {
+  return new Promise((resolve) => {
+    const onMessage = (m: FromChild) => {
+      if (m.type !== type) return;
+      child.off('message', onMessage);
+      resolve(m as Extract<FromChild, { type: T }>);
+    };
+    child.on('message', onMessage);
+    if (request) child.send(request);
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+async function bench(): Promise<void> {
+  const clients = Number(args.clients);
+  const events = Number(args.events);
+  const intervalMs = Number(args['interval-ms']);
+  const deadline = setTimeout(() => {
+    console.error(`bench: stopped at the ${args['timeout-s']} s limit`);
+    process.exit(2);
+  }, Number(args['timeout-s']) * 1000);
+  deadline.unref();
+
+  const child = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : [])], stdio: 'inherit' });
+  const { port, node } = await ask(child, 'listening');
+  const idle = await ask(child, 'memory', { type: 'memory' });
+
+  const latencies: number[] = [];
+  const received = new Array<number>(clients).fill(0);
+  let dropped = 0;
+  const sockets: WebSocket[] = [];
+  const started = Date.now();
+  for (let batch = 0; batch < clients; batch += 100) {
+    await Promise.all(
+      Array.from({ length: Math.min(100, clients - batch) }, (_, k) => {
+        const index = batch + k;
+        return new Promise<void>((resolve, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/feed`, ['hotline-feed.v1', 'bearer.bench-supervisor-key-0000']);
+          sockets.push(ws);
+          ws.on('error', reject);
+          ws.on('close', (code) => {
+            if (code !== 1000 && code !== 1005 && code !== 1001) dropped += 1;
+          });
+          ws.on('open', () => ws.send(JSON.stringify({ v: 1, type: 'subscribe' })));
+          ws.on('message', (data) => {
+            // The clients share one process here, so they read cheaply: the change's time is the last
+            // "at" of a transfer frame (a real client parses the frame; it has a machine of its own).
+            const text = data.toString();
+            if (text.startsWith('{"v":1,"type":"snapshot"')) resolve();
+            else if (text.startsWith('{"v":1,"type":"transfer"')) {
+              const at = text.lastIndexOf('"at":"');
+              latencies.push(Date.now() - Date.parse(text.slice(at + 6, at + 30)));
+              received[index] = (received[index] ?? 0) + 1;
+            }
+          });
+        });
+      }),
+    );
+  }
+  const connectSeconds = (Date.now() - started) / 1000;
+  const connected = await ask(child, 'memory', { type: 'memory' });
+
+  const burstStarted = Date.now();
+  const done = await ask(child, 'burst-done', { type: 'burst', events, intervalMs });
+  while (received.some((n) => n < events) && Date.now() - burstStarted < 20_000) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const after = await ask(child, 'memory', { type: 'memory' });
+  latencies.sort((a, b) => a - b);
+  const complete = received.filter((n) => n === events).length;
+  const fanout = [...done.fanoutMs].sort((a, b) => a - b);
+
+  const cpu = cpus();
+  console.log('feed benchmark');
+  console.log(`  machine     ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${mb(totalmem())} MB RAM, node ${node} (service), ${process.version} (clients)`);
+  console.log(`  clients     ${clients} websocket supervisors on loopback, connected in ${connectSeconds.toFixed(1)} s`);
+  console.log(`  burst       ${done.published} events, one every ${intervalMs} ms → ${clients * events} frames`);
+  console.log(`  delivered   ${latencies.length} frames; ${complete}/${clients} clients got every event; ${dropped} dropped`);
+  console.log(`  latency     p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms, max ${latencies.at(-1)} ms (publish → client parsed; ms clock)`);
+  console.log(
+    `  fan-out     service time to render one event and write it to every socket: p50 ${percentile(fanout, 50).toFixed(1)} ms, max ${(fanout.at(-1) ?? NaN).toFixed(1)} ms`,
+  );
+  console.log(`  memory      service RSS idle ${idle.memory.rssMb} MB, with clients ${connected.memory.rssMb} MB, peak in burst ${done.peak.rssMb} MB, after ${after.memory.rssMb} MB`);
+  console.log(`              service heap used: idle ${idle.memory.heapUsedMb} MB, peak ${done.peak.heapUsedMb} MB, after ${after.memory.heapUsedMb} MB`);
+  console.log('  targets     p99 ≤ 50 ms, RSS < 150 MB (not asserted)');
+
+  for (const ws of sockets) ws.terminate();
+  child.send({ type: 'stop' } satisfies ToChild);
+  await new Promise((resolve) => child.once('exit', resolve));
+  clearTimeout(deadline);
+}
+
+if (args.serve) await serve();
+else await bench();
