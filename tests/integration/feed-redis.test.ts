@@ -113,6 +113,22 @@ describe('the live feed across two service instances on one real Redis', () => {
     expect([...one.rawLogs, ...two.rawLogs].join('\n')).not.toContain(WHOLE);
   });
 
+  it('with Redis down, supervisors on the instance that makes an emergency transfer still see it and the store failure', async () => {
+    const onOne = await supervisorOn(baseOne);
+    await onOne.next('snapshot');
+    const back = redis.restart(1500);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the server is down now
+    const emergency = await transferOn(one, { priority: 'emergency' });
+    const seen = await onOne.next('transfer', (m) => m.transfer.id === emergency.id && m.transfer.state === 'bridged');
+    expect(seen.transfer).toMatchObject({ priority: 'emergency', callerId: '138****8000', stubDeferred: true });
+    expect(seen.seq).toMatch(/^local-/);
+    await onOne.next('store', (m) => !m.healthy);
+    await back;
+    // Once Redis is back the deferred writes land and the feed says so, through the shared stream.
+    const healthy = await onOne.next('store', (m) => m.healthy, 10_000);
+    expect(healthy.seq).toMatch(/^\d+-\d+$/);
+  });
+
   it("a switch's state change on one instance reaches supervisors on the other", async () => {
     const onTwo = await supervisorOn(baseTwo);
     await onTwo.next('snapshot');

@@ -24,6 +24,8 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
   private closed = false;
   private lastId = '$';
   private readonly loop: Promise<void>;
+  private localCount = 0;
+  private readonly localTag = Date.now().toString(36);
 
   constructor(private readonly options: RedisStreamEventBusOptions) {
     this.loop = this.readLoop();
@@ -31,7 +33,17 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
 
   async publish(event: BusEvent): Promise<void> {
     const { writer, key, maxLength } = this.options;
-    await writer.xadd(key, 'MAXLEN', '~', String(maxLength), '*', 'e', JSON.stringify(event));
+    try {
+      await writer.xadd(key, 'MAXLEN', '~', String(maxLength), '*', 'e', JSON.stringify(event));
+    } catch (err) {
+      // Redis is down: this instance's own clients still see what it does (an emergency transfer
+      // going out without the store, the store's failure itself). The seq is local and cannot be
+      // resumed from: a client that reconnects with it gets a resync.
+      this.localCount += 1;
+      const sequenced = { seq: `local-${this.localTag}-${this.localCount}`, event };
+      for (const listener of this.listeners) listener(sequenced);
+      throw err;
+    }
   }
 
   subscribe(listener: (event: BusEvent) => void): () => void {
