@@ -6,8 +6,9 @@ import { connectFeed, tokenFromPage } from './feed-client.js';
 const $ = (id) => document.getElementById(id);
 const pops = new Map();
 
-function field(label, value) {
+function field(label, value, className) {
   const row = document.createElement('div');
+  if (className) row.className = className;
   const b = document.createElement('b');
   b.textContent = `${label}: `;
   row.append(b, value ?? '—');
@@ -17,7 +18,7 @@ function field(label, value) {
 function show(pop) {
   if (pops.has(pop.transferId)) return;
   const card = document.createElement('article');
-  card.className = 'count';
+  card.className = 'pop';
   card.dataset.transferId = pop.transferId;
   const s = pop.stub;
   const heading = document.createElement('h2');
@@ -25,7 +26,7 @@ function show(pop) {
   card.append(heading);
   if (s) {
     card.append(
-      field('来电号码 Caller', s.callerNumber ?? '未显示 withheld'),
+      field('来电号码 Caller', s.callerNumber ?? '未显示 withheld', 'caller'),
       field('姓名 Name', s.callerName),
       field('工单 Ticket', `${s.ticketId} (${s.kind})`),
       field('类别 Category', s.categoryCode),
