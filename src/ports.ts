@@ -199,4 +199,9 @@ export interface FeedLog {
    * (or never was), so the client must resynchronise from a snapshot.
    */
   since(seq: string, upTo: string, limit: number): Promise<SequencedEvent[] | null>;
+  /**
+   * Called when this instance may have missed events (its reader came back after the history it had
+   * reached was trimmed or lost); the feed then resynchronises its clients.
+   */
+  onGap?(listener: () => void): () => void;
 }

@@ -90,6 +90,7 @@ export class FeedHub {
   private readonly switches = new Map<string, SwitchStatus>();
   private readonly categories = new Map<string, { category: string; urgency: string }>();
   private unfollow: (() => void) | null = null;
+  private unwatchGaps: (() => void) | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private announce: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
@@ -101,6 +102,7 @@ export class FeedHub {
 
   async start(): Promise<void> {
     this.unfollow = this.deps.log.follow((event) => this.enqueue(event));
+    this.unwatchGaps = this.deps.log.onGap?.(() => this.onGap()) ?? null;
     this.chain = this.deps.log
       .head()
       .then((head) => {
@@ -156,6 +158,7 @@ export class FeedHub {
   async close(): Promise<void> {
     this.closed = true;
     this.unfollow?.();
+    this.unwatchGaps?.();
     for (const timer of [this.heartbeat, this.announce, this.statsTimer]) if (timer) clearInterval(timer);
     this.disconnectAll('the service instance is shutting down');
     await this.chain.catch(() => undefined);
@@ -255,6 +258,15 @@ export class FeedHub {
   }
 
   // ------------------------------------------------------------ events
+
+  /** Events may have been missed: every client starts again from a snapshot. */
+  private onGap(): void {
+    this.chain = this.chain.then(() => {
+      this.deps.logger.warn({ clients: this.clients.size }, 'feed: events may have been missed; clients resynchronise');
+      this.lastSeq = null; // a resume from before the gap is answered with a resync
+      this.disconnectAll('the feed may have missed events; reconnect to resynchronise');
+    });
+  }
 
   private enqueue(event: SequencedEvent): void {
     this.chain = this.chain.then(async () => {

@@ -21,6 +21,11 @@ export interface RedisStreamEventBusOptions {
  */
 export class RedisStreamEventBus implements EventBus, FeedLog {
   private readonly listeners = new Set<(event: SequencedEvent) => void>();
+  private readonly gapListeners = new Set<() => void>();
+  /** Set after a failed read: before reading on, check that the last entry read is still kept. */
+  private checkContinuity = false;
+  /** The last id a gap was reported after: a reader that keeps failing reports one gap, not one per retry. */
+  private gapAfter: string | null = null;
   private closed = false;
   private lastId = '$';
   private readonly loop: Promise<void>;
@@ -53,6 +58,11 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
   follow(listener: (event: SequencedEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onGap(listener: () => void): () => void {
+    this.gapListeners.add(listener);
+    return () => this.gapListeners.delete(listener);
   }
 
   async head(): Promise<string | null> {
@@ -93,6 +103,15 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
           // Start after the newest entry that exists now, so nothing published after start is lost
           // between this read and the first XREAD.
           this.lastId = (await this.head()) ?? '0-0';
+        } else if (this.checkContinuity) {
+          // XREAD from an id that was trimmed away (or lost with Redis) silently skips what came
+          // between: say so, so the feed resynchronises its clients rather than show a hole.
+          const kept = this.lastId === '0-0' ? [['0-0']] : await this.options.writer.xrange(key, this.lastId, this.lastId);
+          this.checkContinuity = false;
+          if (kept.length === 0 && this.gapAfter !== this.lastId) {
+            this.gapAfter = this.lastId;
+            for (const listener of this.gapListeners) listener();
+          }
         }
         const reply = (await reader.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', key, this.lastId)) as
           | [string, [string, string[]][]][]
@@ -108,6 +127,7 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
         }
       } catch {
         if (this.closed) break;
+        this.checkContinuity = true;
         // Redis is away: try again shortly from the same id, so nothing kept is missed.
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
