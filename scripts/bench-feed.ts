@@ -3,13 +3,17 @@
 // service runs in a child process so its RSS is its own; the clients share the parent. Prints figures
 // and the machine; never asserts. Targets (issue 5): p99 ≤ 50 ms, service RSS < 150 MB.
 //
-//   npm run bench:feed -- --clients 1000 --events 100 --interval-ms 10
+//   npm run bench:feed -- --clients 1000 --events 100 --interval-ms 10 [--redis-url redis://127.0.0.1:6379]
+// With --redis-url the event goes through a Redis Stream (XADD, then the instance's XREAD) as it does
+// between instances in production; without, through the in-process bus.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
+import type { FeedHub } from '../src/feed/feed-hub.js';
+import type { EventBus, FeedLog } from '../src/ports.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -18,13 +22,14 @@ const { values: args } = parseArgs({
     events: { type: 'string', default: '100' },
     'interval-ms': { type: 'string', default: '10' },
     'timeout-s': { type: 'string', default: '60' },
+    'redis-url': { type: 'string' },
   },
 });
 
 type ToChild = { type: 'burst'; events: number; intervalMs: number } | { type: 'memory' } | { type: 'stop' };
 type FromChild =
   | { type: 'listening'; port: number; node: string }
-  | { type: 'burst-done'; peak: Memory; published: number; fanoutMs: number[] }
+  | { type: 'burst-done'; peak: Memory; published: number; fanout: { events: number; meanMs: number; maxMs: number } }
   | { type: 'memory'; memory: Memory };
 interface Memory {
   rssMb: number;
@@ -50,8 +55,27 @@ async function serve(): Promise<void> {
 
   const logger = pino({ level: 'warn' });
   const clock = { now: () => new Date() };
-  const bus = new MemoryEventBus();
   const transfers = new MemoryTransferStore();
+  let bus: EventBus;
+  let log: FeedLog;
+  const redisUrl = args['redis-url'];
+  if (redisUrl) {
+    const { connectRedis } = await import('../src/adapters/redis/redis-connection.js');
+    const { RedisStreamEventBus } = await import('../src/adapters/redis/redis-stream-event-bus.js');
+    const timeouts = { commandTimeoutMs: 1000, connectTimeoutMs: 1000 };
+    const stream = new RedisStreamEventBus({
+      writer: connectRedis(redisUrl, timeouts),
+      reader: connectRedis(redisUrl, { ...timeouts, commandTimeoutMs: 3000 }),
+      key: `bench:${randomUUID().slice(0, 8)}:feed:log`,
+      maxLength: 10_000,
+    });
+    bus = stream;
+    log = stream;
+  } else {
+    const memory = new MemoryEventBus();
+    bus = memory;
+    log = new LocalFeedLog(memory, 10_000);
+  }
   const tickets = new MemoryTicketStore(clock);
   const service = new TransferService({
     tickets,
@@ -63,6 +87,7 @@ async function serve(): Promise<void> {
     desks: { '12345': { number: '12345', trunks: ['a'] }, '110': { number: '110', trunks: ['b'] } },
     settings: { ticketTtlSeconds: 3600, answerTimeoutSeconds: 30, publicBaseUrl: 'http://127.0.0.1', deferredWriteRetryMs: 1000 },
   } as ConstructorParameters<typeof TransferService>[0]);
+  let feedHub: FeedHub | null = null;
   const app = await buildApp({
     service,
     apiKeys: [{ name: 'bench-supervisor', role: 'supervisor', key: 'bench-supervisor-key-0000' }],
@@ -70,7 +95,7 @@ async function serve(): Promise<void> {
     logger,
     bodyLimitBytes: 65536,
     feed: {
-      log: new LocalFeedLog(bus, 10_000),
+      log,
       bus,
       transfers,
       stats: new MemoryDayStats(),
@@ -87,8 +112,11 @@ async function serve(): Promise<void> {
         switchAnnounceMs: 3_600_000,
         instanceId: 'bench',
       },
+      onHub: (h) => (feedHub = h),
     },
   });
+  const hub = feedHub as FeedHub | null;
+  if (!hub) throw new Error('the feed did not start');
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
@@ -126,24 +154,22 @@ async function serve(): Promise<void> {
         endedBy: null,
         createdAt: new Date().toISOString(),
       };
-      const fanoutMs: number[] = [];
+      const before = { ...hub.fanout };
       for (let i = 0; i < message.events; i += 1) {
         const at = new Date().toISOString();
-        const t0 = performance.now();
         await bus.publish({
           kind: 'transfer',
           transfer: { ...base, version: i + 1, updatedAt: at },
           record: { transferId: base.id, at, from: 'ringing', to: 'ringing', event: 'target-ringing', version: i + 1 },
         });
-        // The hub renders and writes to every socket before the event loop turns: this is its fan-out time.
-        await new Promise((resolve) => setImmediate(resolve));
-        fanoutMs.push(performance.now() - t0);
         await new Promise((resolve) => setTimeout(resolve, message.intervalMs));
       }
       // Let the last frames leave before the peak is read.
       await new Promise((resolve) => setTimeout(resolve, 500));
       clearInterval(sampler);
-      send({ type: 'burst-done', peak, published: message.events, fanoutMs });
+      const events = hub.fanout.events - before.events;
+      const fanout = { events, meanMs: (hub.fanout.totalMs - before.totalMs) / Math.max(events, 1), maxMs: hub.fanout.maxMs };
+      send({ type: 'burst-done', peak, published: message.events, fanout });
     }
   });
 }
@@ -177,7 +203,7 @@ async function bench(): Promise<void> {
   }, Number(args['timeout-s']) * 1000);
   deadline.unref();
 
-  const child = fork(fileURLToPath(import.meta.url), ['--serve'], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : [])], stdio: 'inherit' });
+  const child = fork(fileURLToPath(import.meta.url), ['--serve', ...(args['redis-url'] ? ['--redis-url', args['redis-url']] : [])], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : [])], stdio: 'inherit' });
   const { port, node } = await ask(child, 'listening');
   const idle = await ask(child, 'memory', { type: 'memory' });
 
@@ -224,17 +250,17 @@ async function bench(): Promise<void> {
   const after = await ask(child, 'memory', { type: 'memory' });
   latencies.sort((a, b) => a - b);
   const complete = received.filter((n) => n === events).length;
-  const fanout = [...done.fanoutMs].sort((a, b) => a - b);
 
   const cpu = cpus();
   console.log('feed benchmark');
   console.log(`  machine     ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${mb(totalmem())} MB RAM, node ${node} (service), ${process.version} (clients)`);
   console.log(`  clients     ${clients} websocket supervisors on loopback, connected in ${connectSeconds.toFixed(1)} s`);
   console.log(`  burst       ${done.published} events, one every ${intervalMs} ms → ${clients * events} frames`);
+  console.log(`  bus         ${args['redis-url'] ? 'Redis Stream (XADD → XREAD)' : 'in-process (one instance)'}`);
   console.log(`  delivered   ${latencies.length} frames; ${complete}/${clients} clients got every event; ${dropped} dropped`);
   console.log(`  latency     p50 ${percentile(latencies, 50)} ms, p99 ${percentile(latencies, 99)} ms, max ${latencies.at(-1)} ms (publish → client parsed; ms clock)`);
   console.log(
-    `  fan-out     service time to render one event and write it to every socket: p50 ${percentile(fanout, 50).toFixed(1)} ms, max ${(fanout.at(-1) ?? NaN).toFixed(1)} ms`,
+    `  fan-out     service time to write one event to every socket: mean ${done.fanout.meanMs.toFixed(1)} ms, max ${done.fanout.maxMs.toFixed(1)} ms (${done.fanout.events} events)`,
   );
   console.log(`  memory      service RSS idle ${idle.memory.rssMb} MB, with clients ${connected.memory.rssMb} MB, peak in burst ${done.peak.rssMb} MB, after ${after.memory.rssMb} MB`);
   console.log(`              service heap used: idle ${idle.memory.heapUsedMb} MB, peak ${done.peak.heapUsedMb} MB, after ${after.memory.heapUsedMb} MB`);

@@ -162,6 +162,9 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Json {
   if (env.REDIS_URL !== undefined) out.redis = { url: env.REDIS_URL === '' ? null : env.REDIS_URL };
   if (env.LOG_LEVEL !== undefined) out.logLevel = env.LOG_LEVEL;
   if (env.API_KEYS !== undefined) out.auth = { developmentKeys: false, keys: parseApiKeys(env.API_KEYS) };
+  if (env.FEED_ALLOWED_ORIGINS !== undefined) {
+    out.feed = { allowedOrigins: env.FEED_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) };
+  }
   return out;
 }
 

@@ -97,6 +97,8 @@ export class FeedHub {
   private closed = false;
   /** Clients dropped for reading too slowly, since start (for tests and metrics). */
   droppedSlow = 0;
+  /** Time spent handing events to every client's socket, since start (for the bench and metrics). */
+  readonly fanout = { events: 0, totalMs: 0, maxMs: 0 };
 
   constructor(private readonly deps: FeedHubDeps) {}
 
@@ -273,10 +275,15 @@ export class FeedHub {
       if (this.closed) return;
       try {
         const rendered = await this.render(event, { countStats: true });
+        const started = performance.now();
         for (const client of this.clients) {
           if (client.phase === 'live') this.deliver(client, rendered);
           else if (client.phase === 'catching-up') this.hold(client, rendered);
         }
+        const spent = performance.now() - started;
+        this.fanout.events += 1;
+        this.fanout.totalMs += spent;
+        this.fanout.maxMs = Math.max(this.fanout.maxMs, spent);
       } catch (err) {
         this.deps.logger.warn({ err: errorText(err), seq: event.seq }, 'feed: cannot render an event');
       }

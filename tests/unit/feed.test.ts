@@ -81,3 +81,14 @@ describe('client messages', () => {
     expect(ClientMessageSchema.safeParse({ v: 1, type: 'subscribe', seat: { desk: '110', seatId: 'S 1' } }).success).toBe(false);
   });
 });
+
+describe('the feed configuration', () => {
+  it('takes its defaults from config/default.json and the allowed Origins from FEED_ALLOWED_ORIGINS', async () => {
+    const { loadConfig } = await import('../../src/config.js');
+    const defaultsPath = new URL('../../config/default.json', import.meta.url).pathname;
+    const config = loadConfig({ defaultsPath, env: { FEED_ALLOWED_ORIGINS: 'https://wall.example, https://ops.example' } });
+    expect(config.feed.allowedOrigins).toEqual(['https://wall.example', 'https://ops.example']);
+    expect(config.feed).toMatchObject({ maxPayloadBytes: 4096, heartbeatMs: 15000, timeZone: 'Asia/Shanghai' });
+    expect(() => loadConfig({ defaultsPath, env: { FEED_ALLOWED_ORIGINS: 'wall.example' } })).toThrow(/feed\.allowedOrigins\.0/);
+  });
+});
