@@ -8,7 +8,7 @@
 // between instances in production; without, through the in-process bus.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -28,7 +28,7 @@ const { values: args } = parseArgs({
 
 type ToChild = { type: 'burst'; events: number; intervalMs: number } | { type: 'memory' } | { type: 'stop' };
 type FromChild =
-  | { type: 'listening'; port: number; node: string }
+  | { type: 'listening'; port: number; node: string; bare: Memory }
   | { type: 'burst-done'; peak: Memory; published: number; fanout: { events: number; meanMs: number; maxMs: number } }
   | { type: 'memory'; memory: Memory };
 interface Memory {
@@ -45,6 +45,7 @@ const memory = (): Memory => {
 // ------------------------------------------------------------------ the service (child process)
 
 async function serve(): Promise<void> {
+  const bare = memory(); // node and the tsx loader, before anything of the service is loaded
   const { pino } = await import('pino');
   const { MemoryEventBus } = await import('../src/adapters/memory/memory-event-bus.js');
   const { MemoryTicketStore, MemoryTransferStore } = await import('../src/adapters/memory/memory-stores.js');
@@ -121,7 +122,7 @@ async function serve(): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const send = (m: FromChild) => process.send?.(m);
-  send({ type: 'listening', port, node: process.version });
+  send({ type: 'listening', port, node: process.version, bare });
 
   process.on('message', async (message: ToChild) => {
     if (message.type === 'memory') return send({ type: 'memory', memory: memory() });
@@ -204,7 +205,7 @@ async function bench(): Promise<void> {
   deadline.unref();
 
   const child = fork(fileURLToPath(import.meta.url), ['--serve', ...(args['redis-url'] ? ['--redis-url', args['redis-url']] : [])], { execArgv: ['--import', 'tsx', ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_PROF] : [])], stdio: 'inherit' });
-  const { port, node } = await ask(child, 'listening');
+  const { port, node, bare } = await ask(child, 'listening');
   const idle = await ask(child, 'memory', { type: 'memory' });
 
   const latencies: number[] = [];
@@ -254,6 +255,7 @@ async function bench(): Promise<void> {
   const cpu = cpus();
   console.log('feed benchmark');
   console.log(`  machine     ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${mb(totalmem())} MB RAM, node ${node} (service), ${process.version} (clients)`);
+  console.log(`  load        1-min load average ${loadavg()[0]?.toFixed(2)} at the end (other work on the machine skews the figures)`);
   console.log(`  clients     ${clients} websocket supervisors on loopback, connected in ${connectSeconds.toFixed(1)} s`);
   console.log(`  burst       ${done.published} events, one every ${intervalMs} ms → ${clients * events} frames`);
   console.log(`  bus         ${args['redis-url'] ? 'Redis Stream (XADD → XREAD)' : 'in-process (one instance)'}`);
@@ -262,7 +264,8 @@ async function bench(): Promise<void> {
   console.log(
     `  fan-out     service time to write one event to every socket: mean ${done.fanout.meanMs.toFixed(1)} ms, max ${done.fanout.maxMs.toFixed(1)} ms (${done.fanout.events} events)`,
   );
-  console.log(`  memory      service RSS idle ${idle.memory.rssMb} MB, with clients ${connected.memory.rssMb} MB, peak in burst ${done.peak.rssMb} MB, after ${after.memory.rssMb} MB`);
+  console.log(`  memory      process before the service loads (node + tsx loader): RSS ${bare.rssMb} MB`);
+  console.log(`              service RSS idle ${idle.memory.rssMb} MB, with clients ${connected.memory.rssMb} MB, peak in burst ${done.peak.rssMb} MB, after ${after.memory.rssMb} MB`);
   console.log(`              service heap used: idle ${idle.memory.heapUsedMb} MB, peak ${done.peak.heapUsedMb} MB, after ${after.memory.heapUsedMb} MB`);
   console.log('  targets     p99 ≤ 50 ms, RSS < 150 MB (not asserted)');
 
