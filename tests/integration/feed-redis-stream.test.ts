@@ -1,53 +1,17 @@
 // The stream bus on its own, with a TCP proxy between one instance's reader and Redis so that reader
 // alone can be cut off while another instance keeps publishing.
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisStreamEventBus } from '../../src/adapters/redis/redis-stream-event-bus.js';
 import type { SequencedEvent } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { startProxy, type Proxy } from '../support/tcp-proxy.js';
+import { openFeed } from '../support/feed-client.js';
+import { KEYS, startHarness } from '../support/harness.js';
 
 function detailOf(e: SequencedEvent | undefined): string | null {
   return e?.event.kind === 'store' ? e.event.detail : null;
-}
-
-interface Proxy {
-  readonly port: number;
-  cut(): void;
-  restore(): void;
-  close(): Promise<void>;
-}
-
-async function startProxy(targetPort: number): Promise<Proxy> {
-  const sockets = new Set<Socket>();
-  let refusing = false;
-  const server: Server = createServer((client) => {
-    if (refusing) return void client.destroy();
-    const upstream = connect(targetPort, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    port,
-    cut() {
-      refusing = true;
-      for (const s of sockets) s.destroy();
-    },
-    restore() {
-      refusing = false;
-    },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
 }
 
 describe('the Redis Stream bus', () => {
@@ -112,5 +76,33 @@ describe('the Redis Stream bus', () => {
     await expect.poll(() => gaps(), { timeout: 5000 }).toBe(1);
     await expect.poll(() => detailOf(seen.at(-1))).toBe('during 999');
     expect(seen.length).toBeLessThan(1001); // the trimmed ones are gone: that is the gap it reported
+  });
+
+  it("an instance's supervisors are sent away to resynchronise when it missed events, and get a fresh snapshot", async () => {
+    const namespace = `g${Date.now().toString(36)}`;
+    const one = await startHarness({ redisUrl: redis.url, namespace, feedHistorySize: 100 });
+    const two = await startHarness({ redisUrl: redis.url, namespace, feedHistorySize: 100, feedReaderUrl: `redis://127.0.0.1:${proxy.port}` });
+    try {
+      const base = await two.listen();
+      const watcher = await openFeed(base, { token: KEYS.supervisor });
+      watcher.subscribe();
+      await watcher.next('snapshot');
+      await one.bus.publish(event('seen'));
+      await watcher.next('store', (m) => m.detail === 'seen');
+      const since = watcher.lastSeq();
+
+      proxy.cut(); // instance two stops hearing the stream
+      for (let i = 0; i < 500; i += 1) await one.bus.publish(event(`missed ${i}`));
+      proxy.restore();
+
+      expect(await watcher.closed).toEqual({ code: 1001, reason: expect.stringMatching(/missed events/) });
+      const back = await openFeed(base, { token: KEYS.supervisor });
+      back.subscribe({ since });
+      expect(await back.next('resync', undefined, 5000)).toMatchObject({ since });
+      await back.next('snapshot');
+      await back.close();
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
   });
 });

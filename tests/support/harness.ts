@@ -58,6 +58,10 @@ export interface HarnessOptions {
   readonly withSwitch?: boolean;
   readonly redisCommandTimeoutMs?: number;
   readonly feed?: Partial<FeedSettings>;
+  /** Entries the feed's Redis Stream keeps (default 10,000). */
+  readonly feedHistorySize?: number;
+  /** Where the feed's stream reader connects, when it must differ from redisUrl (a cuttable proxy). */
+  readonly feedReaderUrl?: string;
 }
 
 export const FEED_TEST_SETTINGS: FeedSettings = {
@@ -101,7 +105,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const timeouts = { commandTimeoutMs: options.redisCommandTimeoutMs ?? 500, connectTimeoutMs: 1000 };
     const redis = connectRedis(options.redisUrl, timeouts);
     // The stream reader blocks in XREAD for up to a second: its command timeout must be longer.
-    const subscriber = connectRedis(options.redisUrl, { ...timeouts, commandTimeoutMs: 3000 });
+    const subscriber = connectRedis(options.feedReaderUrl ?? options.redisUrl, { ...timeouts, commandTimeoutMs: 3000 });
     for (const client of [redis, subscriber]) {
       client.on('error', () => undefined);
       clients.push(client);
@@ -110,7 +114,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const keys = redisKeys(options.namespace ?? `t${randomUUID().slice(0, 8)}`);
     tickets = new RedisTicketStore(redis, keys);
     transfers = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3600, idempotencyTtlSeconds: 3600 });
-    const streamBus = new RedisStreamEventBus({ writer: redis, reader: subscriber, key: keys.feedLog, maxLength: 10_000 });
+    const streamBus = new RedisStreamEventBus({ writer: redis, reader: subscriber, key: keys.feedLog, maxLength: options.feedHistorySize ?? 10_000 });
     bus = streamBus;
     feedLog = streamBus;
     stats = new RedisDayStats(redis, keys);
