@@ -88,6 +88,7 @@ export class FeedHub {
   private chain: Promise<void> = Promise.resolve();
   private lastSeq: string | null = null;
   private readonly switches = new Map<string, SwitchStatus>();
+  private store: { healthy: boolean; detail: string; at: string } | null = null;
   private readonly categories = new Map<string, { category: string; urgency: string }>();
   private unfollow: (() => void) | null = null;
   private unwatchGaps: (() => void) | null = null;
@@ -224,12 +225,19 @@ export class FeedHub {
     client.phase = 'catching-up';
     const upTo = this.lastSeq;
     if (since !== null) {
-      const missed = upTo === null ? null : await this.deps.log.since(since, upTo, this.deps.settings.replayLimit);
+      let missed: SequencedEvent[] | null = null;
+      let reason: 'too-old' | 'unknown-seq' | 'store-unavailable' = upTo === null ? 'unknown-seq' : 'too-old';
+      try {
+        if (upTo !== null) missed = await this.deps.log.since(since, upTo, this.deps.settings.replayLimit);
+      } catch (err) {
+        this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot read the history; the client resynchronises');
+        reason = 'store-unavailable';
+      }
       if (missed) {
         for (const event of missed) this.deliver(client, await this.render(event, { countStats: false }));
         this.send(client, { v: SCHEMA_VERSION, type: 'resumed', since, replayed: missed.length, seq: upTo });
       } else {
-        this.send(client, { v: SCHEMA_VERSION, type: 'resync', reason: upTo === null ? 'unknown-seq' : 'too-old', since });
+        this.send(client, { v: SCHEMA_VERSION, type: 'resync', reason, since });
         await this.sendSnapshot(client, upTo);
       }
     } else {
@@ -242,7 +250,15 @@ export class FeedHub {
   }
 
   private async sendSnapshot(client: FeedClient, seq: string | null): Promise<void> {
-    const live = await this.deps.transfers.listLive();
+    let live: Transfer[] = [];
+    let store = this.store;
+    try {
+      live = await this.deps.transfers.listLive();
+    } catch (err) {
+      // The feed still shows what this instance does, and says the store is away (ARCHITECTURE.md:
+      // emergencies are never blocked by a broken dependency, and the feed says so).
+      store = { healthy: false, detail: `the feed cannot read the store: ${errorText(err)}`, at: this.now() };
+    }
     const switches = this.switchStatuses();
     if (client.seat) {
       const desk = client.seat.desk;
@@ -250,13 +266,13 @@ export class FeedHub {
       const pops = await Promise.all(
         ringing.map(async (t) => this.popOf(t, await this.stubOf(t.ticketId), await this.feedTransfer(t))),
       );
-      this.send(client, { v: SCHEMA_VERSION, type: 'snapshot', seq, transfers: [], pops, switches, stats: null, at: this.now() });
+      this.send(client, { v: SCHEMA_VERSION, type: 'snapshot', seq, transfers: [], pops, switches, stats: null, store, at: this.now() });
       return;
     }
     const visible = live.filter((t) => this.sees(client, [t.direction.from, t.direction.to]));
     const transfers = await Promise.all(visible.map((t) => this.feedTransfer(t)));
     const stats = await this.deps.stats.read(dayOf(this.deps.clock.now(), this.deps.settings.timeZone)).catch(() => null);
-    this.send(client, { v: SCHEMA_VERSION, type: 'snapshot', seq, transfers, pops: [], switches, stats, at: this.now() });
+    this.send(client, { v: SCHEMA_VERSION, type: 'snapshot', seq, transfers, pops: [], switches, stats, store, at: this.now() });
   }
 
   // ------------------------------------------------------------ events
@@ -297,6 +313,7 @@ export class FeedHub {
       return { seq, desks: null, supervisor: frame({ v: SCHEMA_VERSION, type: 'switch', seq, status: event.status, at: event.at }), seatDesk: null, seat: null };
     }
     if (event.kind === 'store') {
+      this.store = { healthy: event.healthy, detail: event.detail, at: event.at };
       const message: ServerMessage = { v: SCHEMA_VERSION, type: 'store', seq, healthy: event.healthy, detail: event.detail, at: event.at };
       return { seq, desks: null, supervisor: frame(message), seatDesk: null, seat: null };
     }

@@ -131,13 +131,18 @@ const Snapshot = z.object({
   pops: z.array(ScreenPopSchema),
   switches: z.array(SwitchStatusSchema),
   stats: DayCountsSchema.nullable(),
+  /** The store's health as last reported on the bus; null if nothing was reported since start. */
+  store: z.object({ healthy: z.boolean(), detail: z.string(), at: z.string() }).nullable(),
   at: z.string(),
 });
 const Resync = z.object({
   v: V,
   type: z.literal('resync'),
-  /** too-old: what was missed is no longer kept; unknown-seq: not a seq of this feed. A snapshot follows. */
-  reason: z.enum(['too-old', 'unknown-seq']),
+  /**
+   * too-old: what was missed is no longer kept; unknown-seq: not a seq of this feed; store-unavailable:
+   * the history cannot be read now. A snapshot follows.
+   */
+  reason: z.enum(['too-old', 'unknown-seq', 'store-unavailable']),
   since: Seq,
 });
 const Resumed = z.object({ v: V, type: z.literal('resumed'), since: Seq, replayed: z.number(), seq: Seq.nullable() });

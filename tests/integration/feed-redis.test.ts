@@ -118,7 +118,12 @@ describe('the live feed across two service instances on one real Redis', () => {
     await onOne.next('snapshot');
     const back = redis.restart(1500);
     await new Promise((resolve) => setTimeout(resolve, 300)); // the server is down now
+    const late = await supervisorOn(baseOne); // connects while the store is away
+    const degraded = await late.next('snapshot');
+    expect(degraded.store).toMatchObject({ healthy: false });
+    expect(degraded.transfers).toEqual([]);
     const emergency = await transferOn(one, { priority: 'emergency' });
+    await late.next('transfer', (m) => m.transfer.id === emergency.id && m.transfer.priority === 'emergency');
     const seen = await onOne.next('transfer', (m) => m.transfer.id === emergency.id && m.transfer.state === 'bridged');
     expect(seen.transfer).toMatchObject({ priority: 'emergency', callerId: '138****8000', stubDeferred: true });
     expect(seen.seq).toMatch(/^local-/);

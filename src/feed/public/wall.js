@@ -132,6 +132,12 @@ function drawStats(stats) {
   );
 }
 
+function drawStore(store) {
+  const banner = $('store');
+  banner.dataset.healthy = String(store.healthy);
+  banner.textContent = store.healthy ? '' : `存储不可用 Store unavailable: ${store.detail}`;
+}
+
 function onMessage(message) {
   switch (message.type) {
     case 'snapshot':
@@ -141,6 +147,7 @@ function onMessage(message) {
       for (const s of message.switches) switches.set(s.switchId, s);
       drawSwitches();
       drawStats(message.stats);
+      drawStore(message.store ?? { healthy: true });
       queueDraw();
       break;
     case 'transfer':
@@ -150,12 +157,9 @@ function onMessage(message) {
       switches.set(message.status.switchId, message.status);
       drawSwitches();
       break;
-    case 'store': {
-      const store = $('store');
-      store.dataset.healthy = String(message.healthy);
-      store.textContent = message.healthy ? '' : `存储不可用 Store unavailable: ${message.detail}`;
+    case 'store':
+      drawStore(message);
       break;
-    }
     case 'stats':
       drawStats(message.stats);
       break;
