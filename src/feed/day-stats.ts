@@ -17,7 +17,8 @@ export interface DayStats {
 /** Which count of the day a transition adds to, if any. */
 export function countOf(transfer: Transfer, record: TransitionRecord): DayCount | null {
   if (record.event === 'created') return 'requested';
-  if ((record.to === 'bridged' || record.to === 'conferenced') && record.from === 'answered') return 'connected';
+  if ((record.to === 'bridged' || record.to === 'conferenced') && record.from === 'answered')
+    return 'connected';
   if (record.to === 'failed' || record.to === 'rejected') return 'failed';
   if (record.to === 'cancelled') return 'cancelled';
   void transfer;
@@ -29,7 +30,12 @@ export function dayOf(at: Date, timeZone: string): string {
   let format = DAY_FORMATS.get(timeZone);
   if (!format) {
     // Building a formatter costs far more than using one: keep one per zone.
-    format = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    format = new Intl.DateTimeFormat('en-CA', {
+      timeZone,
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+    });
     DAY_FORMATS.set(timeZone, format);
   }
   return format.format(at);
@@ -37,9 +43,17 @@ export function dayOf(at: Date, timeZone: string): string {
 const DAY_FORMATS = new Map<string, Intl.DateTimeFormat>();
 
 export class MemoryDayStats implements DayStats {
-  private readonly days = new Map<string, { sets: Map<DayCount, Set<string>>; failures: Map<string, FailureSummary> }>();
+  private readonly days = new Map<
+    string,
+    { sets: Map<DayCount, Set<string>>; failures: Map<string, FailureSummary> }
+  >();
 
-  async record(day: string, count: DayCount, transferId: string, failure: FailureSummary | null): Promise<void> {
+  async record(
+    day: string,
+    count: DayCount,
+    transferId: string,
+    failure: FailureSummary | null,
+  ): Promise<void> {
     let entry = this.days.get(day);
     if (!entry) {
       entry = { sets: new Map(DAY_COUNTS.map((c) => [c, new Set<string>()])), failures: new Map() };
@@ -63,7 +77,9 @@ export class MemoryDayStats implements DayStats {
       connected: size('connected'),
       failed: size('failed'),
       cancelled: size('cancelled'),
-      recentFailures: [...(entry?.failures.values() ?? [])].sort((a, b) => b.at.localeCompare(a.at)).slice(0, RECENT_FAILURES),
+      recentFailures: [...(entry?.failures.values() ?? [])]
+        .sort((a, b) => b.at.localeCompare(a.at))
+        .slice(0, RECENT_FAILURES),
     };
   }
 }

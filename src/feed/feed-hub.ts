@@ -6,7 +6,15 @@ import type { WebSocket } from 'ws';
 import { maskNumber } from '../domain/phone-number.js';
 import type { TicketStub } from '../domain/ticket-stub.js';
 import type { Transfer } from '../domain/transfer.js';
-import type { Clock, EventBus, FeedLog, SequencedEvent, SwitchStatus, TransferStore, TransitionRecord } from '../ports.js';
+import type {
+  Clock,
+  EventBus,
+  FeedLog,
+  SequencedEvent,
+  SwitchStatus,
+  TransferStore,
+  TransitionRecord,
+} from '../ports.js';
 import { countOf, dayOf, type DayStats } from './day-stats.js';
 import {
   CLOSE,
@@ -111,7 +119,9 @@ export class FeedHub {
       .then((head) => {
         this.lastSeq ??= head;
       })
-      .catch((err: unknown) => this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot read the log head'));
+      .catch((err: unknown) =>
+        this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot read the log head'),
+      );
     await this.chain;
     this.heartbeat = setInterval(() => this.beat(), this.deps.settings.heartbeatMs);
     this.heartbeat.unref();
@@ -182,12 +192,22 @@ export class FeedHub {
       parsed = null;
     }
     if (!parsed?.success) {
-      this.refuse(client, CLOSE.invalidMessage, 'invalid_message', 'not a valid client message (see the feed protocol)');
+      this.refuse(
+        client,
+        CLOSE.invalidMessage,
+        'invalid_message',
+        'not a valid client message (see the feed protocol)',
+      );
       return;
     }
     const message = parsed.data;
     if (message.type === 'ping') {
-      this.sendNow(client, { v: SCHEMA_VERSION, type: 'pong', ...(message.id ? { id: message.id } : {}), at: this.now() });
+      this.sendNow(client, {
+        v: SCHEMA_VERSION,
+        type: 'pong',
+        ...(message.id ? { id: message.id } : {}),
+        at: this.now(),
+      });
       return;
     }
     if (client.phase !== 'waiting') {
@@ -196,11 +216,21 @@ export class FeedHub {
     }
     if (client.principal.role === 'seat') {
       if (!message.seat) {
-        this.refuse(client, CLOSE.invalidMessage, 'invalid_message', 'a seat subscribes with its desk and seat id');
+        this.refuse(
+          client,
+          CLOSE.invalidMessage,
+          'invalid_message',
+          'a seat subscribes with its desk and seat id',
+        );
         return;
       }
       if (client.desks && !client.desks.has(message.seat.desk)) {
-        this.refuse(client, CLOSE.forbidden, 'forbidden', `this key may not take calls for desk ${message.seat.desk}`);
+        this.refuse(
+          client,
+          CLOSE.forbidden,
+          'forbidden',
+          `this key may not take calls for desk ${message.seat.desk}`,
+        );
         return;
       }
       client.seat = { ...message.seat };
@@ -211,11 +241,20 @@ export class FeedHub {
     if (client.subscribeTimer) clearTimeout(client.subscribeTimer);
     client.subscribeTimer = null;
     this.deps.logger.info(
-      { principal: client.principal.name, role: client.principal.role, desk: client.seat?.desk, seatId: client.seat?.seatId, resume: Boolean(message.since) },
+      {
+        principal: client.principal.name,
+        role: client.principal.role,
+        desk: client.seat?.desk,
+        seatId: client.seat?.seatId,
+        resume: Boolean(message.since),
+      },
       'feed client subscribed',
     );
     void this.begin(client, message.since ?? null).catch((err: unknown) => {
-      this.deps.logger.warn({ err: errorText(err), principal: client.principal.name }, 'feed: cannot start a client');
+      this.deps.logger.warn(
+        { err: errorText(err), principal: client.principal.name },
+        'feed: cannot start a client',
+      );
       this.refuse(client, CLOSE.goingAway, 'unavailable', 'the feed cannot read the store now; reconnect');
     });
   }
@@ -230,7 +269,10 @@ export class FeedHub {
       try {
         if (upTo !== null) missed = await this.deps.log.since(since, upTo, this.deps.settings.replayLimit);
       } catch (err) {
-        this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot read the history; the client resynchronises');
+        this.deps.logger.warn(
+          { err: errorText(err) },
+          'feed: cannot read the history; the client resynchronises',
+        );
         reason = 'store-unavailable';
       }
       if (missed) {
@@ -266,13 +308,35 @@ export class FeedHub {
       const pops = await Promise.all(
         ringing.map(async (t) => this.popOf(t, await this.stubOf(t.ticketId), await this.feedTransfer(t))),
       );
-      this.send(client, { v: SCHEMA_VERSION, type: 'snapshot', seq, transfers: [], pops, switches, stats: null, store, at: this.now() });
+      this.send(client, {
+        v: SCHEMA_VERSION,
+        type: 'snapshot',
+        seq,
+        transfers: [],
+        pops,
+        switches,
+        stats: null,
+        store,
+        at: this.now(),
+      });
       return;
     }
     const visible = live.filter((t) => this.sees(client, [t.direction.from, t.direction.to]));
     const transfers = await Promise.all(visible.map((t) => this.feedTransfer(t)));
-    const stats = await this.deps.stats.read(dayOf(this.deps.clock.now(), this.deps.settings.timeZone)).catch(() => null);
-    this.send(client, { v: SCHEMA_VERSION, type: 'snapshot', seq, transfers, pops: [], switches, stats, store, at: this.now() });
+    const stats = await this.deps.stats
+      .read(dayOf(this.deps.clock.now(), this.deps.settings.timeZone))
+      .catch(() => null);
+    this.send(client, {
+      v: SCHEMA_VERSION,
+      type: 'snapshot',
+      seq,
+      transfers,
+      pops: [],
+      switches,
+      stats,
+      store,
+      at: this.now(),
+    });
   }
 
   // ------------------------------------------------------------ events
@@ -280,7 +344,10 @@ export class FeedHub {
   /** Events may have been missed: every client starts again from a snapshot. */
   private onGap(): void {
     this.chain = this.chain.then(() => {
-      this.deps.logger.warn({ clients: this.clients.size }, 'feed: events may have been missed; clients resynchronise');
+      this.deps.logger.warn(
+        { clients: this.clients.size },
+        'feed: events may have been missed; clients resynchronise',
+      );
       this.lastSeq = null; // a resume from before the gap is answered with a resync
       this.disconnectAll('the feed may have missed events; reconnect to resynchronise');
     });
@@ -310,11 +377,24 @@ export class FeedHub {
   private async render({ seq, event }: SequencedEvent, options: { countStats: boolean }): Promise<Rendered> {
     if (event.kind === 'switch') {
       this.switches.set(event.status.switchId, event.status);
-      return { seq, desks: null, supervisor: frame({ v: SCHEMA_VERSION, type: 'switch', seq, status: event.status, at: event.at }), seatDesk: null, seat: null };
+      return {
+        seq,
+        desks: null,
+        supervisor: frame({ v: SCHEMA_VERSION, type: 'switch', seq, status: event.status, at: event.at }),
+        seatDesk: null,
+        seat: null,
+      };
     }
     if (event.kind === 'store') {
       this.store = { healthy: event.healthy, detail: event.detail, at: event.at };
-      const message: ServerMessage = { v: SCHEMA_VERSION, type: 'store', seq, healthy: event.healthy, detail: event.detail, at: event.at };
+      const message: ServerMessage = {
+        v: SCHEMA_VERSION,
+        type: 'store',
+        seq,
+        healthy: event.healthy,
+        detail: event.detail,
+        at: event.at,
+      };
       return { seq, desks: null, supervisor: frame(message), seatDesk: null, seat: null };
     }
     if (event.kind !== 'transfer') {
@@ -335,17 +415,35 @@ export class FeedHub {
     const desk = transfer.target.desk;
     if (record.to === 'ringing' && record.from !== 'ringing') {
       if (this.anySeatOn(desk)) {
-        seat = frame({ v: SCHEMA_VERSION, type: 'screen-pop', seq, pop: this.popOf(transfer, await this.stubOf(transfer.ticketId), view) });
+        seat = frame({
+          v: SCHEMA_VERSION,
+          type: 'screen-pop',
+          seq,
+          pop: this.popOf(transfer, await this.stubOf(transfer.ticketId), view),
+        });
       }
     } else if (record.from === 'ringing' && record.to !== 'ringing') {
-      seat = frame({ v: SCHEMA_VERSION, type: 'screen-pop-end', seq, transferId: transfer.id, state: record.to });
+      seat = frame({
+        v: SCHEMA_VERSION,
+        type: 'screen-pop-end',
+        seq,
+        transferId: transfer.id,
+        state: record.to,
+      });
     }
-    return { seq, desks: [transfer.direction.from, transfer.direction.to], supervisor, seatDesk: seat ? desk : null, seat };
+    return {
+      seq,
+      desks: [transfer.direction.from, transfer.direction.to],
+      supervisor,
+      seatDesk: seat ? desk : null,
+      seat,
+    };
   }
 
   private deliver(client: FeedClient, rendered: Rendered): void {
     if (client.seat) {
-      if (rendered.seat !== null && rendered.seatDesk === client.seat.desk) this.sendFrame(client, rendered.seat);
+      if (rendered.seat !== null && rendered.seatDesk === client.seat.desk)
+        this.sendFrame(client, rendered.seat);
       return;
     }
     if (rendered.supervisor !== null && (rendered.desks === null || this.sees(client, rendered.desks))) {
@@ -414,7 +512,8 @@ export class FeedHub {
     if (!stub) return null;
     const meta = { category: stub.categoryCode, urgency: stub.urgency };
     this.categories.set(ticketId, meta);
-    if (this.categories.size > CATEGORY_CACHE) this.categories.delete(this.categories.keys().next().value as string);
+    if (this.categories.size > CATEGORY_CACHE)
+      this.categories.delete(this.categories.keys().next().value as string);
     return meta;
   }
 
@@ -445,7 +544,9 @@ export class FeedHub {
     void this.deps.stats
       .record(day, count, transfer.id, failure)
       .then(() => this.scheduleStats())
-      .catch((err: unknown) => this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot record the day counts'));
+      .catch((err: unknown) =>
+        this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot record the day counts'),
+      );
   }
 
   /** At most one stats message per interval, whatever the burst. */
@@ -457,7 +558,8 @@ export class FeedHub {
         .read(dayOf(this.deps.clock.now(), this.deps.settings.timeZone))
         .then((stats) => {
           const text = frame({ v: SCHEMA_VERSION, type: 'stats', stats });
-          for (const client of this.clients) if (client.phase === 'live' && !client.seat) this.sendFrame(client, text);
+          for (const client of this.clients)
+            if (client.phase === 'live' && !client.seat) this.sendFrame(client, text);
         })
         .catch(() => undefined);
     }, this.deps.settings.statsIntervalMs);
@@ -492,7 +594,10 @@ export class FeedHub {
     const text = frame({ v: SCHEMA_VERSION, type: 'heartbeat', seq: this.lastSeq, at: this.now() });
     for (const client of this.clients) {
       if (!client.alive) {
-        this.deps.logger.info({ principal: client.principal.name }, 'feed client missed a heartbeat: dropped');
+        this.deps.logger.info(
+          { principal: client.principal.name },
+          'feed client missed a heartbeat: dropped',
+        );
         client.phase = 'closed';
         this.forget(client);
         client.ws.terminate();
@@ -514,7 +619,10 @@ export class FeedHub {
     client.phase = 'closed';
     this.forget(client);
     if (code !== CLOSE.goingAway) {
-      this.deps.logger.info({ principal: client.principal.name, role: client.principal.role, code, reason }, 'feed client dropped');
+      this.deps.logger.info(
+        { principal: client.principal.name, role: client.principal.role, code, reason },
+        'feed client dropped',
+      );
     }
     // A close reason is at most 123 bytes (RFC 6455 §5.5.1).
     client.ws.close(code, reason.slice(0, 120));

@@ -71,7 +71,10 @@ export async function feedPlugin(app: FastifyInstance, options: FeedPluginOption
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const url = new URL(request.url ?? '/', 'http://feed.invalid');
     if (url.pathname !== FEED_PATH) return reject(socket, 'not_found', `no websocket at ${url.pathname}`);
-    const offered = (request.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter(Boolean);
+    const offered = (request.headers['sec-websocket-protocol'] ?? '')
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
     if (!offered.includes(FEED_SUBPROTOCOL)) {
       return reject(socket, 'invalid_request', `offer the subprotocol ${FEED_SUBPROTOCOL}`);
     }
@@ -83,7 +86,8 @@ export async function feedPlugin(app: FastifyInstance, options: FeedPluginOption
     const token =
       offered.find((p) => p.startsWith(TOKEN_PREFIX))?.slice(TOKEN_PREFIX.length) ??
       credentialOf(request.headers.authorization, request.headers['x-api-key']);
-    if (!token) return reject(socket, 'unauthorized', `an API key is required (subprotocol ${TOKEN_PREFIX}<key>)`);
+    if (!token)
+      return reject(socket, 'unauthorized', `an API key is required (subprotocol ${TOKEN_PREFIX}<key>)`);
     const principal = authenticator.identify(token);
     if (!principal) return reject(socket, 'unauthorized', 'unknown API key');
     if (principal.role !== 'supervisor' && principal.role !== 'seat') {
@@ -130,7 +134,8 @@ export function originAllowed(origin: string, host: string | undefined, allowed:
 function reject(socket: Duplex, code: ErrorCode, message: string): void {
   const status = ERRORS[code];
   const body = JSON.stringify(errorBody(code, message));
-  const reason = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status as 400] ?? 'Error';
+  const reason =
+    { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found' }[status as 400] ?? 'Error';
   socket.end(
     `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n${body}`,

@@ -39,7 +39,9 @@ export const SubscribeSchema = z
   })
   .strict();
 
-export const PingSchema = z.object({ v: V, type: z.literal('ping'), id: z.string().max(64).optional() }).strict();
+export const PingSchema = z
+  .object({ v: V, type: z.literal('ping'), id: z.string().max(64).optional() })
+  .strict();
 
 export const ClientMessageSchema = z.discriminatedUnion('type', [SubscribeSchema, PingSchema]);
 export type ClientMessage = z.infer<typeof ClientMessageSchema>;
@@ -145,16 +147,40 @@ const Resync = z.object({
   reason: z.enum(['too-old', 'unknown-seq', 'store-unavailable']),
   since: Seq,
 });
-const Resumed = z.object({ v: V, type: z.literal('resumed'), since: Seq, replayed: z.number(), seq: Seq.nullable() });
+const Resumed = z.object({
+  v: V,
+  type: z.literal('resumed'),
+  since: Seq,
+  replayed: z.number(),
+  seq: Seq.nullable(),
+});
 const TransferDelta = z.object({
   v: V,
   type: z.literal('transfer'),
   seq: Seq,
   transfer: FeedTransferSchema,
-  change: z.object({ from: z.enum(TRANSFER_STATES).nullable(), to: z.enum(TRANSFER_STATES), event: z.string(), at: z.string() }),
+  change: z.object({
+    from: z.enum(TRANSFER_STATES).nullable(),
+    to: z.enum(TRANSFER_STATES),
+    event: z.string(),
+    at: z.string(),
+  }),
 });
-const SwitchDelta = z.object({ v: V, type: z.literal('switch'), seq: Seq, status: SwitchStatusSchema, at: z.string() });
-const StoreDelta = z.object({ v: V, type: z.literal('store'), seq: Seq, healthy: z.boolean(), detail: z.string(), at: z.string() });
+const SwitchDelta = z.object({
+  v: V,
+  type: z.literal('switch'),
+  seq: Seq,
+  status: SwitchStatusSchema,
+  at: z.string(),
+});
+const StoreDelta = z.object({
+  v: V,
+  type: z.literal('store'),
+  seq: Seq,
+  healthy: z.boolean(),
+  detail: z.string(),
+  at: z.string(),
+});
 const Stats = z.object({ v: V, type: z.literal('stats'), stats: DayCountsSchema });
 const PopMessage = z.object({ v: V, type: z.literal('screen-pop'), seq: Seq, pop: ScreenPopSchema });
 const PopEnd = z.object({

@@ -10,7 +10,9 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
 const mustRun = Boolean(process.env.CI);
 if (!present && !mustRun) {
-  console.warn(`[wall e2e] skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium); on CI (CI set) it must run`);
+  console.warn(
+    `[wall e2e] skipped: no chromium at ${CHROMIUM} (apt-get install -y chromium); on CI (CI set) it must run`,
+  );
 }
 const ARTIFACTS = join(process.cwd(), 'test-artifacts');
 const WHOLE = '13800138000';
@@ -78,7 +80,9 @@ describe.skipIf(!present && !mustRun)('the wall page in headless Chromium', () =
     expect(await row.locator('td.mode').textContent()).toContain('blind');
     await expect.poll(() => page.locator('#count-requested').textContent()).toBe('1');
     await expect.poll(() => page.locator('#count-live').textContent()).toBe('1');
-    expect(await page.locator('#switches li[data-switch-id="test-switch"]').getAttribute('data-state')).toBe('connected');
+    expect(await page.locator('#switches li[data-switch-id="test-switch"]').getAttribute('data-state')).toBe(
+      'connected',
+    );
 
     // A failure of the day is counted and listed.
     h.callControl.answers.set('sw119', { fail: 'rejected', cause: 'CALL_REJECTED' });
@@ -94,7 +98,9 @@ describe.skipIf(!present && !mustRun)('the wall page in headless Chromium', () =
     await live(page);
     h.callControl.answers.set('sw110', 'ring-only');
     const later = await transferThroughApi({ mode: 'three-way' });
-    await page.locator(`tr[data-transfer-id="${later.id}"] td.state[data-state="ringing"]`).waitFor({ timeout: 10_000 });
+    await page
+      .locator(`tr[data-transfer-id="${later.id}"] td.state[data-state="ringing"]`)
+      .waitFor({ timeout: 10_000 });
     expect(await page.locator(`tr[data-transfer-id="${later.id}"] td.mode`).textContent()).toContain('三方');
 
     expect(await page.content()).not.toContain(WHOLE);

@@ -26,9 +26,21 @@ describe('the Redis Stream bus', () => {
     return client;
   };
   const pair = (key: string, maxLength: number) => {
-    const a = new RedisStreamEventBus({ writer: connection(redis.port), reader: connection(redis.port, 3000), key, maxLength, blockMs: 200 });
+    const a = new RedisStreamEventBus({
+      writer: connection(redis.port),
+      reader: connection(redis.port, 3000),
+      key,
+      maxLength,
+      blockMs: 200,
+    });
     // Instance B reads through the proxy; its writer (and the continuity check) go straight to Redis.
-    const b = new RedisStreamEventBus({ writer: connection(redis.port), reader: connection(proxy.port, 3000), key, maxLength, blockMs: 200 });
+    const b = new RedisStreamEventBus({
+      writer: connection(redis.port),
+      reader: connection(proxy.port, 3000),
+      key,
+      maxLength,
+      blockMs: 200,
+    });
     buses.push(a, b);
     const seen: SequencedEvent[] = [];
     let gaps = 0;
@@ -36,7 +48,12 @@ describe('the Redis Stream bus', () => {
     b.onGap(() => (gaps += 1));
     return { a, b, seen, gaps: () => gaps };
   };
-  const event = (detail: string) => ({ kind: 'store' as const, healthy: true, detail, at: new Date().toISOString() });
+  const event = (detail: string) => ({
+    kind: 'store' as const,
+    healthy: true,
+    detail,
+    at: new Date().toISOString(),
+  });
 
   beforeAll(async () => {
     redis = await startRedis();
@@ -49,7 +66,7 @@ describe('the Redis Stream bus', () => {
     await redis.stop();
   });
 
-  it("an instance whose reader was cut off briefly gets every event it missed, in order, from the stream", async () => {
+  it('an instance whose reader was cut off briefly gets every event it missed, in order, from the stream', async () => {
     const { a, seen, gaps } = pair('brief', 1000);
     await new Promise((resolve) => setTimeout(resolve, 300)); // both readers are waiting
     await a.publish(event('before'));
@@ -58,10 +75,7 @@ describe('the Redis Stream bus', () => {
     for (let i = 0; i < 20; i += 1) await a.publish(event(`during ${i}`));
     proxy.restore();
     await expect.poll(() => seen.length, { timeout: 5000 }).toBe(21);
-    expect(seen.map(detailOf)).toEqual([
-      'before',
-      ...Array.from({ length: 20 }, (_, i) => `during ${i}`),
-    ]);
+    expect(seen.map(detailOf)).toEqual(['before', ...Array.from({ length: 20 }, (_, i) => `during ${i}`)]);
     expect(gaps()).toBe(0);
   });
 
@@ -81,7 +95,12 @@ describe('the Redis Stream bus', () => {
   it("an instance's supervisors are sent away to resynchronise when it missed events, and get a fresh snapshot", async () => {
     const namespace = `g${Date.now().toString(36)}`;
     const one = await startHarness({ redisUrl: redis.url, namespace, feedHistorySize: 100 });
-    const two = await startHarness({ redisUrl: redis.url, namespace, feedHistorySize: 100, feedReaderUrl: `redis://127.0.0.1:${proxy.port}` });
+    const two = await startHarness({
+      redisUrl: redis.url,
+      namespace,
+      feedHistorySize: 100,
+      feedReaderUrl: `redis://127.0.0.1:${proxy.port}`,
+    });
     try {
       const base = await two.listen();
       const watcher = await openFeed(base, { token: KEYS.supervisor });

@@ -24,7 +24,12 @@ describe('the live feed across two service instances on one real Redis', () => {
     return client;
   };
   const transferOn = async (h: Harness, overrides: Parameters<typeof transferBody>[0] = {}) => {
-    const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody(overrides) });
+    const res = await h.app.inject({
+      method: 'POST',
+      url: '/v1/transfers',
+      headers: auth('agent'),
+      payload: transferBody(overrides),
+    });
     expect(res.statusCode).toBe(202);
     return res.json().transfer as { id: string; ticketId: string };
   };
@@ -59,7 +64,9 @@ describe('the live feed across two service instances on one real Redis', () => {
       await client.next('transfer', agentLeft(fromTwo.id));
     }
     const seen = (client: FeedTestClient) =>
-      client.messages.flatMap((m) => (m.type === 'transfer' ? [`${m.seq} ${m.transfer.id} ${m.transfer.state}`] : []));
+      client.messages.flatMap((m) =>
+        m.type === 'transfer' ? [`${m.seq} ${m.transfer.id} ${m.transfer.state}`] : [],
+      );
     expect(seen(onTwo)).toEqual(seen(onOne));
     expect(seen(onOne)).toHaveLength(14);
     expect(seen(onOne).every((line) => /^\d+-\d+ /.test(line))).toBe(true);
@@ -104,11 +111,16 @@ describe('the live feed across two service instances on one real Redis', () => {
 
     const ringing = await transferOn(one);
     const pop = await seat.next('screen-pop');
-    expect(pop.pop).toMatchObject({ transferId: ringing.id, stub: { ticketId: ringing.ticketId, callerNumber: WHOLE } });
+    expect(pop.pop).toMatchObject({
+      transferId: ringing.id,
+      stub: { ticketId: ringing.ticketId, callerNumber: WHOLE },
+    });
 
     const late = await supervisorOn(baseTwo);
     const snapshot = await late.next('snapshot');
-    expect(snapshot.transfers.map((t) => [t.id, t.state, t.callerId])).toEqual([[ringing.id, 'ringing', '138****8000']]);
+    expect(snapshot.transfers.map((t) => [t.id, t.state, t.callerId])).toEqual([
+      [ringing.id, 'ringing', '138****8000'],
+    ]);
     expect(late.raw.join('\n')).not.toContain(WHOLE);
     expect([...one.rawLogs, ...two.rawLogs].join('\n')).not.toContain(WHOLE);
   });
@@ -124,8 +136,15 @@ describe('the live feed across two service instances on one real Redis', () => {
     expect(degraded.transfers).toEqual([]);
     const emergency = await transferOn(one, { priority: 'emergency' });
     await late.next('transfer', (m) => m.transfer.id === emergency.id && m.transfer.priority === 'emergency');
-    const seen = await onOne.next('transfer', (m) => m.transfer.id === emergency.id && m.transfer.state === 'bridged');
-    expect(seen.transfer).toMatchObject({ priority: 'emergency', callerId: '138****8000', stubDeferred: true });
+    const seen = await onOne.next(
+      'transfer',
+      (m) => m.transfer.id === emergency.id && m.transfer.state === 'bridged',
+    );
+    expect(seen.transfer).toMatchObject({
+      priority: 'emergency',
+      callerId: '138****8000',
+      stubDeferred: true,
+    });
     expect(seen.seq).toMatch(/^local-/);
     await onOne.next('store', (m) => !m.healthy);
     await back;

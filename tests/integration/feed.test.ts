@@ -7,7 +7,12 @@ const WHOLE = '13800138000';
 const MASKED = '138****8000';
 
 async function transfer(h: Harness, overrides: Parameters<typeof transferBody>[0] = {}) {
-  const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody(overrides) });
+  const res = await h.app.inject({
+    method: 'POST',
+    url: '/v1/transfers',
+    headers: auth('agent'),
+    payload: transferBody(overrides),
+  });
   expect(res.statusCode).toBe(202);
   return res.json().transfer as { id: string; ticketId: string };
 }
@@ -34,7 +39,10 @@ describe('the live feed (one instance, in memory)', () => {
   describe('the handshake', () => {
     it('without an API key, is refused with 401 before the upgrade', async () => {
       expect(await refusedHandshake(base)).toEqual({ status: 401, code: 'unauthorized' });
-      expect(await refusedHandshake(base, { token: 'not-a-key-of-ours-000' })).toEqual({ status: 401, code: 'unauthorized' });
+      expect(await refusedHandshake(base, { token: 'not-a-key-of-ours-000' })).toEqual({
+        status: 401,
+        code: 'unauthorized',
+      });
     });
 
     it('with an agent or PBX key, is refused with 403: only supervisors and seats have a feed', async () => {
@@ -43,10 +51,12 @@ describe('the live feed (one instance, in memory)', () => {
     });
 
     it('from a browser Origin not in config, is refused with 403; a configured one and our own pages are let in', async () => {
-      expect(await refusedHandshake(base, { token: KEYS.supervisor, origin: 'http://evil.example' })).toEqual({
-        status: 403,
-        code: 'forbidden',
-      });
+      expect(await refusedHandshake(base, { token: KEYS.supervisor, origin: 'http://evil.example' })).toEqual(
+        {
+          status: 403,
+          code: 'forbidden',
+        },
+      );
       const configured = await connect({ token: KEYS.supervisor, origin: 'http://wall.example.test' });
       await configured.next('hello');
       const own = await connect({ token: KEYS.supervisor, origin: base });
@@ -54,8 +64,14 @@ describe('the live feed (one instance, in memory)', () => {
     });
 
     it('without the feed subprotocol, or on another path, is refused', async () => {
-      expect(await refusedHandshake(base, { protocols: [`bearer.${KEYS.supervisor}`] })).toEqual({ status: 400, code: 'invalid_request' });
-      expect(await refusedHandshake(base, { token: KEYS.supervisor, path: '/v1/other' })).toEqual({ status: 404, code: 'not_found' });
+      expect(await refusedHandshake(base, { protocols: [`bearer.${KEYS.supervisor}`] })).toEqual({
+        status: 400,
+        code: 'invalid_request',
+      });
+      expect(await refusedHandshake(base, { token: KEYS.supervisor, path: '/v1/other' })).toEqual({
+        status: 404,
+        code: 'not_found',
+      });
     });
 
     it('answers with the feed subprotocol only, never echoing the key', async () => {
@@ -75,14 +91,20 @@ describe('the live feed (one instance, in memory)', () => {
       expect(hello).toMatchObject({ role: 'supervisor', desks: ['*'] });
       client.subscribe();
       const snapshot = await client.next('snapshot');
-      expect(snapshot.transfers.map((t) => [t.id, t.state, t.callerId, t.category])).toEqual([[before.id, 'ringing', MASKED, '0301']]);
-      expect(snapshot.switches).toEqual([expect.objectContaining({ switchId: 'test-switch', state: 'connected' })]);
+      expect(snapshot.transfers.map((t) => [t.id, t.state, t.callerId, t.category])).toEqual([
+        [before.id, 'ringing', MASKED, '0301'],
+      ]);
+      expect(snapshot.switches).toEqual([
+        expect.objectContaining({ switchId: 'test-switch', state: 'connected' }),
+      ]);
       expect(snapshot.stats).toMatchObject({ requested: 1, connected: 0 });
 
       h.callControl.answers.set('sw110', 'answer');
       const after = await transfer(h, { to: '119', mode: 'three-way' });
       await client.next('transfer', (m) => m.transfer.id === after.id && m.transfer.state === 'conferenced');
-      const states = client.messages.flatMap((m) => (m.type === 'transfer' && m.transfer.id === after.id ? [m.transfer.state] : []));
+      const states = client.messages.flatMap((m) =>
+        m.type === 'transfer' && m.transfer.id === after.id ? [m.transfer.state] : [],
+      );
       expect(states).toEqual(['requested', 'stub-stored', 'dialing', 'ringing', 'answered', 'conferenced']);
       const deltas = client.messages.filter((m) => m.type === 'transfer');
       expect(new Set(deltas.map((m) => m.seq)).size).toBe(deltas.length);
@@ -118,7 +140,12 @@ describe('the live feed (one instance, in memory)', () => {
       const failed = await transfer(h);
       const stats = await client.next('stats', (m) => m.stats.failed === 1);
       expect(stats.stats.recentFailures).toEqual([
-        expect.objectContaining({ transferId: failed.id, reason: 'rejected', callerId: MASKED, category: '0301' }),
+        expect.objectContaining({
+          transferId: failed.id,
+          reason: 'rejected',
+          callerId: MASKED,
+          category: '0301',
+        }),
       ]);
     });
   });
@@ -139,14 +166,25 @@ describe('the live feed (one instance, in memory)', () => {
       const made = await transfer(h);
       const pop = await seat.next('screen-pop');
       expect(pop.pop.transferId).toBe(made.id);
-      expect(pop.pop.stub).toMatchObject({ ticketId: made.ticketId, callerNumber: WHOLE, callerName: '王先生', categoryCode: '0301' });
+      expect(pop.pop.stub).toMatchObject({
+        ticketId: made.ticketId,
+        callerNumber: WHOLE,
+        callerName: '王先生',
+        categoryCode: '0301',
+      });
 
-      const cancelled = await h.app.inject({ method: 'DELETE', url: `/v1/transfers/${made.id}`, headers: auth('agent') });
+      const cancelled = await h.app.inject({
+        method: 'DELETE',
+        url: `/v1/transfers/${made.id}`,
+        headers: auth('agent'),
+      });
       expect(cancelled.statusCode).toBe(200);
       expect(await seat.next('screen-pop-end')).toMatchObject({ transferId: made.id, state: 'cancelled' });
 
       await supervisor.next('transfer', (m) => m.transfer.id === made.id && m.transfer.state === 'cancelled');
-      expect(elsewhere.messages.filter((m) => m.type === 'screen-pop' || m.type === 'screen-pop-end')).toEqual([]);
+      expect(
+        elsewhere.messages.filter((m) => m.type === 'screen-pop' || m.type === 'screen-pop-end'),
+      ).toEqual([]);
       expect(supervisor.raw.join('\n')).not.toContain(WHOLE);
       expect(h.rawLogs.join('\n')).not.toContain(WHOLE);
     });
@@ -219,7 +257,15 @@ describe('the live feed (one instance, in memory)', () => {
       const resumed = await again.next('resumed');
       const replayed = again.messages.filter((m) => m.type === 'transfer');
       expect(resumed.replayed).toBe(replayed.length);
-      expect(replayed.map((m) => m.transfer.state)).toEqual(['requested', 'stub-stored', 'dialing', 'ringing', 'answered', 'bridged', 'bridged']);
+      expect(replayed.map((m) => m.transfer.state)).toEqual([
+        'requested',
+        'stub-stored',
+        'dialing',
+        'ringing',
+        'answered',
+        'bridged',
+        'bridged',
+      ]);
       expect(replayed.every((m) => m.transfer.id === missed.id)).toBe(true);
       expect(again.messages.some((m) => m.type === 'snapshot')).toBe(false);
 
@@ -252,7 +298,14 @@ describe('the live feed (one instance, in memory)', () => {
         await h.bus.publish({
           kind: 'transfer',
           transfer: { ...t, version: 100 + i },
-          record: { transferId: t.id, at: t.updatedAt, from: 'bridged', to: 'bridged', event: 'party-left', version: 100 + i },
+          record: {
+            transferId: t.id,
+            at: t.updatedAt,
+            from: 'bridged',
+            to: 'bridged',
+            event: 'party-left',
+            version: 100 + i,
+          },
         });
       }
       expect(h.feed.droppedSlow).toBe(1);

@@ -1,7 +1,12 @@
 // A websocket client of the live feed for tests: collects every frame, parsed and checked against the
 // documented protocol, and waits for the ones a test expects.
 import WebSocket from 'ws';
-import { FEED_PATH, FEED_SUBPROTOCOL, ServerMessageSchema, type ServerMessage } from '../../src/feed/protocol.js';
+import {
+  FEED_PATH,
+  FEED_SUBPROTOCOL,
+  ServerMessageSchema,
+  type ServerMessage,
+} from '../../src/feed/protocol.js';
 
 export interface FeedTestClient {
   readonly ws: WebSocket;
@@ -28,7 +33,10 @@ export interface OpenOptions {
 
 export async function openFeed(baseUrl: string, options: OpenOptions = {}): Promise<FeedTestClient> {
   const url = `${baseUrl.replace(/^http/, 'ws')}${FEED_PATH}`;
-  const protocols = options.protocols ?? [FEED_SUBPROTOCOL, ...(options.token ? [`bearer.${options.token}`] : [])];
+  const protocols = options.protocols ?? [
+    FEED_SUBPROTOCOL,
+    ...(options.token ? [`bearer.${options.token}`] : []),
+  ];
   const ws = new WebSocket(url, protocols, {
     ...(options.origin ? { origin: options.origin } : {}),
     autoPong: options.autoPong ?? true,
@@ -64,7 +72,11 @@ export async function openFeed(baseUrl: string, options: OpenOptions = {}): Prom
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(wake);
-          reject(new Error(`no ${type} frame within ${timeoutMs} ms; got ${messages.map((m) => m.type).join(',')}`));
+          reject(
+            new Error(
+              `no ${type} frame within ${timeoutMs} ms; got ${messages.map((m) => m.type).join(',')}`,
+            ),
+          );
         }, timeoutMs);
         const wake = () => {
           const hit = find();
@@ -102,7 +114,10 @@ export async function refusedHandshake(
   options: OpenOptions & { path?: string } = {},
 ): Promise<{ status: number; code: string }> {
   const url = `${baseUrl.replace(/^http/, 'ws')}${options.path ?? FEED_PATH}`;
-  const protocols = options.protocols ?? [FEED_SUBPROTOCOL, ...(options.token ? [`bearer.${options.token}`] : [])];
+  const protocols = options.protocols ?? [
+    FEED_SUBPROTOCOL,
+    ...(options.token ? [`bearer.${options.token}`] : []),
+  ];
   const ws = new WebSocket(url, protocols, options.origin ? { origin: options.origin } : {});
   return new Promise((resolve, reject) => {
     ws.once('open', () => {

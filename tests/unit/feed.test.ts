@@ -7,7 +7,11 @@ import { MemoryEventBus } from '../../src/adapters/memory/memory-event-bus.js';
 import type { Transfer } from '../../src/domain/transfer.js';
 import type { TransitionRecord } from '../../src/ports.js';
 
-const record = (from: TransitionRecord['from'], to: TransitionRecord['to'], event: TransitionRecord['event']): TransitionRecord => ({
+const record = (
+  from: TransitionRecord['from'],
+  to: TransitionRecord['to'],
+  event: TransitionRecord['event'],
+): TransitionRecord => ({
   transferId: 't1',
   at: '2026-11-23T08:00:00.000Z',
   from,
@@ -63,7 +67,8 @@ describe('the local feed log', () => {
     const log = new LocalFeedLog(bus, 3);
     const seqs: string[] = [];
     log.follow((e) => seqs.push(e.seq));
-    for (let i = 0; i < 5; i += 1) await bus.publish({ kind: 'store', healthy: true, detail: String(i), at: '' });
+    for (let i = 0; i < 5; i += 1)
+      await bus.publish({ kind: 'store', healthy: true, detail: String(i), at: '' });
     const [, , s3, s4, s5] = seqs as [string, string, string, string, string];
     expect((await log.since(s3, s5, 10))?.map((e) => e.seq)).toEqual([s4, s5]);
     expect(await log.since(seqs[0] as string, s5, 10)).toBeNull();
@@ -78,7 +83,10 @@ describe('client messages', () => {
     expect(ClientMessageSchema.safeParse({ v: 2, type: 'subscribe' }).success).toBe(false);
     expect(ClientMessageSchema.safeParse({ v: 1, type: 'subscribe', extra: 1 }).success).toBe(false);
     expect(ClientMessageSchema.safeParse({ v: 1, type: 'publish' }).success).toBe(false);
-    expect(ClientMessageSchema.safeParse({ v: 1, type: 'subscribe', seat: { desk: '110', seatId: 'S 1' } }).success).toBe(false);
+    expect(
+      ClientMessageSchema.safeParse({ v: 1, type: 'subscribe', seat: { desk: '110', seatId: 'S 1' } })
+        .success,
+    ).toBe(false);
   });
 });
 
@@ -86,9 +94,18 @@ describe('the feed configuration', () => {
   it('takes its defaults from config/default.json and the allowed Origins from FEED_ALLOWED_ORIGINS', async () => {
     const { loadConfig } = await import('../../src/config.js');
     const defaultsPath = new URL('../../config/default.json', import.meta.url).pathname;
-    const config = loadConfig({ defaultsPath, env: { FEED_ALLOWED_ORIGINS: 'https://wall.example, https://ops.example' } });
+    const config = loadConfig({
+      defaultsPath,
+      env: { FEED_ALLOWED_ORIGINS: 'https://wall.example, https://ops.example' },
+    });
     expect(config.feed.allowedOrigins).toEqual(['https://wall.example', 'https://ops.example']);
-    expect(config.feed).toMatchObject({ maxPayloadBytes: 4096, heartbeatMs: 15000, timeZone: 'Asia/Shanghai' });
-    expect(() => loadConfig({ defaultsPath, env: { FEED_ALLOWED_ORIGINS: 'wall.example' } })).toThrow(/feed\.allowedOrigins\.0/);
+    expect(config.feed).toMatchObject({
+      maxPayloadBytes: 4096,
+      heartbeatMs: 15000,
+      timeZone: 'Asia/Shanghai',
+    });
+    expect(() => loadConfig({ defaultsPath, env: { FEED_ALLOWED_ORIGINS: 'wall.example' } })).toThrow(
+      /feed\.allowedOrigins\.0/,
+    );
   });
 });

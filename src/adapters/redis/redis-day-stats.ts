@@ -13,7 +13,12 @@ export class RedisDayStats implements DayStats {
     private readonly keys: RedisKeys,
   ) {}
 
-  async record(day: string, count: DayCount, transferId: string, failure: FailureSummary | null): Promise<void> {
+  async record(
+    day: string,
+    count: DayCount,
+    transferId: string,
+    failure: FailureSummary | null,
+  ): Promise<void> {
     const set = this.keys.feedDay(day, count);
     const batch = this.redis.multi().sadd(set, transferId).expire(set, TTL_SECONDS);
     if (failure) {

@@ -106,7 +106,10 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
         } else if (this.checkContinuity) {
           // XREAD from an id that was trimmed away (or lost with Redis) silently skips what came
           // between: say so, so the feed resynchronises its clients rather than show a hole.
-          const kept = this.lastId === '0-0' ? [['0-0']] : await this.options.writer.xrange(key, this.lastId, this.lastId);
+          const kept =
+            this.lastId === '0-0'
+              ? [['0-0']]
+              : await this.options.writer.xrange(key, this.lastId, this.lastId);
           this.checkContinuity = false;
           if (kept.length === 0 && this.gapAfter !== this.lastId) {
             this.gapAfter = this.lastId;
@@ -114,8 +117,7 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
           }
         }
         const reply = (await reader.xread('COUNT', 1000, 'BLOCK', blockMs, 'STREAMS', key, this.lastId)) as
-          | [string, [string, string[]][]][]
-          | null;
+          [string, [string, string[]][]][] | null;
         if (!reply) continue;
         for (const [, entries] of reply) {
           for (const [id, fields] of entries) {

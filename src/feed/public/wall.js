@@ -16,7 +16,12 @@ const STATES = {
   rejected: ['被拒绝', 'rejected'],
 };
 const MODES = { blind: ['直接转接', 'blind'], 'three-way': ['三方', 'three-way'] };
-const SWITCH_STATES = { connected: '已连接 connected', connecting: '连接中 connecting', disconnected: '断开 disconnected', 'auth-failed': '认证失败 auth failed' };
+const SWITCH_STATES = {
+  connected: '已连接 connected',
+  connecting: '连接中 connecting',
+  disconnected: '断开 disconnected',
+  'auth-failed': '认证失败 auth failed',
+};
 const TERMINAL = new Set(['completed', 'cancelled', 'failed', 'rejected']);
 const ENDED_SHOWN_MS = 5000;
 
@@ -68,7 +73,13 @@ function draw() {
     if (entry.endedAt === null) live += 1;
     rows.push(entry);
   }
-  rows.sort((a, b) => (a.view.priority === b.view.priority ? a.view.createdAt.localeCompare(b.view.createdAt) : a.view.priority === 'emergency' ? -1 : 1));
+  rows.sort((a, b) =>
+    a.view.priority === b.view.priority
+      ? a.view.createdAt.localeCompare(b.view.createdAt)
+      : a.view.priority === 'emergency'
+        ? -1
+        : 1,
+  );
   const body = $('live-rows');
   body.replaceChildren(
     ...rows.map(({ view, endedAt }) => {
@@ -171,7 +182,11 @@ function onMessage(message) {
 function onState(state, detail) {
   const badge = $('connection');
   badge.dataset.state = state;
-  const words = { connecting: ['连接中', 'connecting'], live: ['实时', 'live'], disconnected: ['已断开，重连中', 'reconnecting'] }[state];
+  const words = {
+    connecting: ['连接中', 'connecting'],
+    live: ['实时', 'live'],
+    disconnected: ['已断开，重连中', 'reconnecting'],
+  }[state];
   badge.replaceChildren(bilingual(words));
   if (detail?.code) badge.title = `close ${detail.code} ${detail.reason ?? ''}`;
 }
