@@ -3,12 +3,13 @@
 // service runs in a child process so its RSS is its own; the clients share the parent. Prints figures
 // and the machine; never asserts. Targets (issue 5): p99 ≤ 50 ms, service RSS < 150 MB.
 //
-//   npm run bench:feed -- --clients 1000 --events 100 --interval-ms 10 [--redis-url redis://127.0.0.1:6379]
+//   npm run bench:feed -- --clients 1000 --events 60 --interval-ms 50 [--redis-url redis://127.0.0.1:6379]
 // With --redis-url the event goes through a Redis Stream (XADD, then the instance's XREAD) as it does
 // between instances in production; without, through the in-process bus.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
@@ -19,8 +20,8 @@ const { values: args } = parseArgs({
   options: {
     serve: { type: 'boolean', default: false },
     clients: { type: 'string', default: '1000' },
-    events: { type: 'string', default: '100' },
-    'interval-ms': { type: 'string', default: '10' },
+    events: { type: 'string', default: '60' },
+    'interval-ms': { type: 'string', default: '50' },
     'timeout-s': { type: 'string', default: '60' },
     'redis-url': { type: 'string' },
   },
@@ -34,6 +35,8 @@ type FromChild =
       peak: Memory;
       published: number;
       fanout: { events: number; meanMs: number; maxMs: number };
+      /** How long the service's event loop was held: what a transfer's own work waits meanwhile. */
+      loopDelayMs: { p50: number; p99: number; max: number };
     }
   | { type: 'memory'; memory: Memory };
 interface Memory {
@@ -170,6 +173,8 @@ async function serve(): Promise<void> {
         createdAt: new Date().toISOString(),
       };
       const before = { ...hub.fanout };
+      const loop = monitorEventLoopDelay({ resolution: 1 });
+      loop.enable();
       for (let i = 0; i < message.events; i += 1) {
         const at = new Date().toISOString();
         await bus.publish({
@@ -195,7 +200,10 @@ async function serve(): Promise<void> {
         meanMs: (hub.fanout.totalMs - before.totalMs) / Math.max(events, 1),
         maxMs: hub.fanout.maxMs,
       };
-      send({ type: 'burst-done', peak, published: message.events, fanout });
+      loop.disable();
+      const ms = (ns: number) => Math.round(ns / 1e5) / 10;
+      const loopDelayMs = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max) };
+      send({ type: 'burst-done', peak, published: message.events, fanout, loopDelayMs });
     }
   });
 }
@@ -324,6 +332,9 @@ async function bench(): Promise<void> {
   );
   console.log(
     `  fan-out     service time to write one event to every socket: mean ${done.fanout.meanMs.toFixed(1)} ms, max ${done.fanout.maxMs.toFixed(1)} ms (${done.fanout.events} events)`,
+  );
+  console.log(
+    `  event loop  service loop delay during the burst (what a transfer's own work waits): p50 ${done.loopDelayMs.p50} ms, p99 ${done.loopDelayMs.p99} ms, max ${done.loopDelayMs.max} ms`,
   );
   console.log(`  memory      process before the service loads (node + tsx loader): RSS ${bare.rssMb} MB`);
   console.log(

@@ -89,6 +89,8 @@ interface Rendered {
 }
 
 const CLOSE_GRACE_MS = 2000;
+/** Clients handed an event between two turns of the event loop. */
+const FANOUT_SLICE = 100;
 const CATEGORY_CACHE = 5000;
 
 export class FeedHub {
@@ -358,12 +360,24 @@ export class FeedHub {
       if (this.closed) return;
       try {
         const rendered = await this.render(event, { countStats: true });
-        const started = performance.now();
+        let spent = 0;
+        let sliceStarted = performance.now();
+        let handed = 0;
+        // A Set's iterator also visits clients added while this loop waits, so one that subscribes
+        // meanwhile still gets (or holds) this event.
         for (const client of this.clients) {
           if (client.phase === 'live') this.deliver(client, rendered);
           else if (client.phase === 'catching-up') this.hold(client, rendered);
+          handed += 1;
+          if (handed % FANOUT_SLICE === 0) {
+            // Give the event loop back now and then: the transfers' own work (switch events, API
+            // calls) runs on this thread and must not wait for a fan-out to hundreds of clients.
+            spent += performance.now() - sliceStarted;
+            await new Promise((resolve) => setImmediate(resolve));
+            sliceStarted = performance.now();
+          }
         }
-        const spent = performance.now() - started;
+        spent += performance.now() - sliceStarted;
         this.fanout.events += 1;
         this.fanout.totalMs += spent;
         this.fanout.maxMs = Math.max(this.fanout.maxMs, spent);
