@@ -75,6 +75,7 @@ interface FeedClient {
   pending: Rendered[];
   alive: boolean;
   subscribeTimer: NodeJS.Timeout | null;
+  subscribed: boolean;
 }
 
 /** One event, rendered once for every kind of client. */
@@ -148,6 +149,7 @@ export class FeedHub {
       pending: [],
       alive: true,
       subscribeTimer: null,
+      subscribed: false,
     };
     this.clients.add(client);
     client.subscribeTimer = setTimeout(
@@ -212,7 +214,7 @@ export class FeedHub {
       });
       return;
     }
-    if (client.phase !== 'waiting') {
+    if (client.subscribed) {
       this.refuse(client, CLOSE.invalidMessage, 'invalid_message', 'subscribe is sent once per connection');
       return;
     }
@@ -240,6 +242,7 @@ export class FeedHub {
       this.refuse(client, CLOSE.invalidMessage, 'invalid_message', 'only a seat key subscribes as a seat');
       return;
     }
+    client.subscribed = true;
     if (client.subscribeTimer) clearTimeout(client.subscribeTimer);
     client.subscribeTimer = null;
     this.deps.logger.info(
@@ -263,8 +266,15 @@ export class FeedHub {
 
   /** Snapshot or replay, then the events that arrived meanwhile, then live. */
   private async begin(client: FeedClient, since: string | null): Promise<void> {
-    client.phase = 'catching-up';
-    const upTo = this.lastSeq;
+    // Start catching up between two events, never in the middle of a fan-out: then every event after
+    // `upTo` is held for this client, and none before it is missing from its snapshot or replay.
+    const upTo = await new Promise<string | null>((resolve) => {
+      this.chain = this.chain.then(() => {
+        if (client.phase === 'waiting') client.phase = 'catching-up';
+        resolve(this.lastSeq);
+      });
+    });
+    if (client.phase !== 'catching-up') return; // closed meanwhile
     if (since !== null) {
       let missed: SequencedEvent[] | null = null;
       let reason: 'too-old' | 'unknown-seq' | 'store-unavailable' = upTo === null ? 'unknown-seq' : 'too-old';

@@ -228,6 +228,13 @@ describe('the live feed (one instance, in memory)', () => {
       expect((await big.closed).code).toBe(1009);
     });
 
+    it('closes a client that subscribes twice (4400)', async () => {
+      const client = await connect({ token: KEYS.supervisor });
+      client.subscribe();
+      client.subscribe();
+      expect((await client.closed).code).toBe(CLOSE.invalidMessage);
+    });
+
     it('answers a ping with a pong', async () => {
       const client = await connect({ token: KEYS.supervisor });
       client.ws.send(JSON.stringify({ v: 1, type: 'ping', id: 'p1' }));
