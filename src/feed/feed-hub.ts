@@ -288,7 +288,7 @@ export class FeedHub {
         reason = 'store-unavailable';
       }
       if (missed) {
-        for (const event of missed) this.deliver(client, await this.render(event, { countStats: false }));
+        for (const event of missed) this.deliver(client, await this.render(event, { live: false }));
         this.send(client, { v: SCHEMA_VERSION, type: 'resumed', since, replayed: missed.length, seq: upTo });
       } else {
         this.send(client, { v: SCHEMA_VERSION, type: 'resync', reason, since });
@@ -369,7 +369,7 @@ export class FeedHub {
     this.chain = this.chain.then(async () => {
       if (this.closed) return;
       try {
-        const rendered = await this.render(event, { countStats: true });
+        const rendered = await this.render(event, { live: true });
         let spent = 0;
         let sliceStarted = performance.now();
         let handed = 0;
@@ -398,9 +398,10 @@ export class FeedHub {
     });
   }
 
-  private async render({ seq, event }: SequencedEvent, options: { countStats: boolean }): Promise<Rendered> {
+  private async render({ seq, event }: SequencedEvent, options: { live: boolean }): Promise<Rendered> {
+    // Only live events change what the hub knows now; a replayed one is history for one client.
     if (event.kind === 'switch') {
-      this.switches.set(event.status.switchId, event.status);
+      if (options.live) this.switches.set(event.status.switchId, event.status);
       return {
         seq,
         desks: null,
@@ -410,7 +411,7 @@ export class FeedHub {
       };
     }
     if (event.kind === 'store') {
-      this.store = { healthy: event.healthy, detail: event.detail, at: event.at };
+      if (options.live) this.store = { healthy: event.healthy, detail: event.detail, at: event.at };
       const message: ServerMessage = {
         v: SCHEMA_VERSION,
         type: 'store',
@@ -427,7 +428,7 @@ export class FeedHub {
     }
     const { transfer, record } = event;
     const view = await this.feedTransfer(transfer);
-    if (options.countStats) this.count(transfer, record, view);
+    if (options.live) this.count(transfer, record, view);
     const supervisor = frame({
       v: SCHEMA_VERSION,
       type: 'transfer',
