@@ -21,21 +21,48 @@ export function connectFeed({ url = feedUrl(), token, seat, onMessage, onState =
   let retry = null;
   let stopped = false;
 
+  // Leaves the current socket (whatever its state) and plans the next attempt. A silent connection is
+  // abandoned here rather than waiting for the browser's close handshake, which a dead peer never ends.
+  const lose = (detail) => {
+    clearTimeout(watchdog);
+    const old = ws;
+    ws = null;
+    if (old) {
+      old.onopen = old.onmessage = old.onclose = old.onerror = null;
+      try {
+        old.close(4000, 'reconnecting');
+      } catch {
+        // already closed
+      }
+    }
+    onState('disconnected', detail);
+    if (stopped) return;
+    // Full jitter so a wall of screens does not reconnect in step after a restart.
+    const ceiling = Math.min(30000, 500 * 2 ** attempts);
+    attempts += 1;
+    clearTimeout(retry);
+    retry = setTimeout(open, ceiling / 2 + Math.random() * (ceiling / 2));
+  };
+
   const arm = () => {
     clearTimeout(watchdog);
-    watchdog = setTimeout(() => ws && ws.close(4000, 'no heartbeat'), heartbeatMs * 2 + 1000);
+    watchdog = setTimeout(
+      () => lose({ code: 4000, reason: 'no frame for two heartbeats' }),
+      heartbeatMs * 2 + 1000,
+    );
   };
 
   const open = () => {
     onState('connecting');
-    ws = new WebSocket(url, [SUBPROTOCOL, `bearer.${token}`]);
-    ws.onopen = () => {
-      arm();
+    const socket = new WebSocket(url, [SUBPROTOCOL, `bearer.${token}`]);
+    ws = socket;
+    arm(); // a handshake that hangs counts as silence too
+    socket.onopen = () => {
       const subscribe = { v: 1, type: 'subscribe', since: lastSeq };
       if (seat) subscribe.seat = seat;
-      ws.send(JSON.stringify(subscribe));
+      socket.send(JSON.stringify(subscribe));
     };
-    ws.onmessage = (event) => {
+    socket.onmessage = (event) => {
       let message;
       try {
         message = JSON.parse(event.data);
@@ -52,16 +79,7 @@ export function connectFeed({ url = feedUrl(), token, seat, onMessage, onState =
       }
       onMessage(message);
     };
-    ws.onclose = (event) => {
-      clearTimeout(watchdog);
-      ws = null;
-      onState('disconnected', { code: event.code, reason: event.reason });
-      if (stopped) return;
-      // Full jitter so a wall of screens does not reconnect in step after a restart.
-      const ceiling = Math.min(30000, 500 * 2 ** attempts);
-      attempts += 1;
-      retry = setTimeout(open, ceiling / 2 + Math.random() * (ceiling / 2));
-    };
+    socket.onclose = (event) => lose({ code: event.code, reason: event.reason });
   };
 
   open();
@@ -70,7 +88,12 @@ export function connectFeed({ url = feedUrl(), token, seat, onMessage, onState =
       stopped = true;
       clearTimeout(retry);
       clearTimeout(watchdog);
-      if (ws) ws.close(1000, 'closed by the page');
+      const old = ws;
+      ws = null;
+      if (old) {
+        old.onclose = null;
+        old.close(1000, 'closed by the page');
+      }
     },
   };
 }
