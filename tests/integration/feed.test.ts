@@ -36,6 +36,21 @@ describe('the live feed (one instance, in memory)', () => {
     await h.close();
   });
 
+  describe('the pages', () => {
+    it('serves the wall and the seat example with a strict Content-Security-Policy, and no data in them', async () => {
+      for (const url of ['/wall', '/seat', '/wall/wall.js', '/wall/feed-client.js', '/wall/wall.css']) {
+        const res = await h.app.inject({ method: 'GET', url, headers: { host: 'linkage.example' } });
+        expect(res.statusCode, url).toBe(200);
+        expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+        expect(res.headers['content-security-policy']).toContain('connect-src');
+        expect(res.body).not.toContain(WHOLE);
+      }
+      const wall = await h.app.inject({ method: 'GET', url: '/wall' });
+      expect(wall.headers['content-type']).toBe('text/html; charset=utf-8');
+      expect(wall.body).toContain('Transfer wall');
+    });
+  });
+
   describe('the handshake', () => {
     it('without an API key, is refused with 401 before the upgrade', async () => {
       expect(await refusedHandshake(base)).toEqual({ status: 401, code: 'unauthorized' });
