@@ -11,7 +11,7 @@ import {
 export interface FeedTestClient {
   readonly ws: WebSocket;
   readonly messages: ServerMessage[];
-  /** Every text frame as received, to search for numbers that must not be there. */
+  /** Every text frame as received, to look for numbers that must not be there. */
   readonly raw: string[];
   readonly closed: Promise<{ code: number; reason: string }>;
   next<T extends ServerMessage['type']>(
