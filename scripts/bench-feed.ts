@@ -8,12 +8,13 @@
 // between instances in production; without, through the in-process bus.
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import type { FeedHub } from '../src/feed/feed-hub.js';
+import { machine, percentile } from './bench-report.js';
 import type { EventBus, FeedLog } from '../src/ports.js';
 
 const { values: args } = parseArgs({
@@ -99,8 +100,9 @@ async function serve(): Promise<void> {
       answerTimeoutSeconds: 30,
       publicBaseUrl: 'http://127.0.0.1',
       deferredWriteRetryMs: 1000,
+      answerGuardGraceMs: 5000,
     },
-  } as ConstructorParameters<typeof TransferService>[0]);
+  });
   let feedHub: FeedHub | null = null;
   const app = await buildApp({
     service,
@@ -226,11 +228,6 @@ function ask<T extends FromChild['type']>(
   });
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
 async function bench(): Promise<void> {
   const clients = Number(args.clients);
   const events = Number(args.events);
@@ -307,11 +304,8 @@ async function bench(): Promise<void> {
   latencies.sort((a, b) => a - b);
   const complete = received.filter((n) => n === events).length;
 
-  const cpu = cpus();
   console.log('feed benchmark');
-  console.log(
-    `  machine     ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${mb(totalmem())} MB RAM, node ${node} (service), ${process.version} (clients)`,
-  );
+  console.log(`  ${machine()}; the service runs node ${node}`);
   console.log(
     `  load        1-min load average ${loadavg()[0]?.toFixed(2)} at the end (other work on the machine skews the figures)`,
   );

@@ -33,7 +33,8 @@ interface Stores {
 }
 
 function buildStores(config: Config): Stores {
-  if (config.redis.url === null) {
+  const target = config.redis.sentinel ? { sentinel: config.redis.sentinel } : config.redis.url;
+  if (target === null) {
     const bus = new MemoryEventBus();
     return {
       tickets: new MemoryTicketStore(systemClock),
@@ -46,9 +47,9 @@ function buildStores(config: Config): Stores {
     };
   }
   const timeouts = { commandTimeoutMs: config.redis.commandTimeoutMs, connectTimeoutMs: config.redis.connectTimeoutMs };
-  const redis = connectRedis(config.redis.url, timeouts);
+  const redis = connectRedis(target, timeouts);
   // The feed's stream reader blocks in XREAD for up to a second: its command timeout must be longer.
-  const subscriber = connectRedis(config.redis.url, { ...timeouts, commandTimeoutMs: FEED_READ_BLOCK_MS + 2000 });
+  const subscriber = connectRedis(target, { ...timeouts, commandTimeoutMs: FEED_READ_BLOCK_MS + 2000 });
   const keys = redisKeys(config.redis.namespace);
   const quiet = (client: Redis) => client.on('error', () => undefined); // state is reported by /health/ready
   quiet(redis);
@@ -118,6 +119,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       answerTimeoutSeconds: config.transfers.answerTimeoutSeconds,
       publicBaseUrl: config.http.publicBaseUrl,
       deferredWriteRetryMs: config.transfers.deferredWriteRetryMs,
+      answerGuardGraceMs: 5000,
     },
   });
   const switches = buildSwitches(config);

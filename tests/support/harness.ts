@@ -45,6 +45,8 @@ export interface Harness {
   readonly feed: FeedHub;
   /** Listens on a free loopback port (for websocket and browser tests); returns the base URL. */
   listen(): Promise<string>;
+  /** The Redis key namespace, so a second instance can share this one's data. */
+  readonly namespace: string | null;
   /** Every log line written, parsed. */
   readonly logs: Record<string, unknown>[];
   readonly rawLogs: string[];
@@ -62,6 +64,8 @@ export interface HarnessOptions {
   readonly feedHistorySize?: number;
   /** Where the feed's stream reader connects, when it must differ from redisUrl (a cuttable proxy). */
   readonly feedReaderUrl?: string;
+  /** 'capture' (default) keeps every debug line for assertions; 'discard' logs at info to nowhere. */
+  readonly logs?: 'capture' | 'discard';
 }
 
 export const FEED_TEST_SETTINGS: FeedSettings = {
@@ -81,16 +85,19 @@ export const FEED_TEST_SETTINGS: FeedSettings = {
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const rawLogs: string[] = [];
   const logs: Record<string, unknown>[] = [];
+  const capture = options.logs !== 'discard';
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-        rawLogs.push(line);
-        logs.push(JSON.parse(line) as Record<string, unknown>);
+      if (capture) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+          rawLogs.push(line);
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        }
       }
       done();
     },
   });
-  const logger = createLogger('debug', sink);
+  const logger = createLogger(capture ? 'debug' : 'info', sink);
   const clock = { now: () => new Date() };
 
   let tickets: TicketStore;
@@ -100,6 +107,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   let stats: DayStats;
   let closeFeedLog = () => undefined as void;
   const clients: Redis[] = [];
+  const namespace = options.redisUrl ? (options.namespace ?? `t${randomUUID().slice(0, 8)}`) : null;
   const healthChecks: HealthCheck[] = [];
   if (options.redisUrl) {
     const timeouts = { commandTimeoutMs: options.redisCommandTimeoutMs ?? 500, connectTimeoutMs: 1000 };
@@ -111,7 +119,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       clients.push(client);
       await new Promise<void>((resolve) => (client.status === 'ready' ? resolve() : client.once('ready', () => resolve())));
     }
-    const keys = redisKeys(options.namespace ?? `t${randomUUID().slice(0, 8)}`);
+    const keys = redisKeys(namespace ?? 'unused');
     tickets = new RedisTicketStore(redis, keys);
     transfers = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3600, idempotencyTtlSeconds: 3600 });
     const streamBus = new RedisStreamEventBus({ writer: redis, reader: subscriber, key: keys.feedLog, maxLength: options.feedHistorySize ?? 10_000 });
@@ -142,6 +150,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       answerTimeoutSeconds: options.answerTimeoutSeconds ?? 30,
       publicBaseUrl: 'http://127.0.0.1:8080',
       deferredWriteRetryMs: 100,
+      answerGuardGraceMs: 200,
     },
   });
   const callControl = new TestCallControl();
@@ -180,6 +189,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       if (typeof address !== 'object' || address === null) throw new Error('not listening');
       return `http://127.0.0.1:${address.port}`;
     },
+    namespace,
     logs,
     rawLogs,
     async close() {
