@@ -8,7 +8,7 @@
 // | {ns}:idem:{key}                  | string | {transferId, fingerprint}              | TTL idempotencyTtl |
 // | {ns}:call:{switchId}:{legId}     | string | id of the transfer moving that call    | TTL, DEL at end    |
 // | {ns}:live                        | zset   | live transfer ids by creation time     | ZREM at end, trim  |
-// | {ns}:feed                        | pubsub | bus events                             | not stored         |
+// | {ns}:feed                        | pubsub | bus events (RedisEventBus, now unwired) | not stored         |
 // | {ns}:feed:log                    | stream | bus events in one order (the feed seq) | MAXLEN ~ feed.historySize |
 // | {ns}:feed:day:{date}:{count}     | set    | transfer ids counted that day          | TTL 3 days         |
 // | {ns}:feed:day:{date}:failures    | zset   | masked failure summaries by time       | TTL 3 days, cap 200 |

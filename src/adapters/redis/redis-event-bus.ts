@@ -2,6 +2,9 @@ import type { Redis } from 'ioredis';
 import type { BusEvent, EventBus } from '../../ports.js';
 
 /**
+ * Superseded by RedisStreamEventBus (the live feed needs one shared order and a replayable history);
+ * main.ts no longer wires this one. Kept until the branches that may still name it are merged.
+ *
  * Carries bus events to every service instance over Redis pub/sub. Subscribing needs a connection of
  * its own. Pub/sub is fire-and-forget: an instance that is disconnected misses events, and the feed
  * resynchronises from the stores when it reconnects.
