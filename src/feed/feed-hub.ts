@@ -117,20 +117,31 @@ export class FeedHub {
   async start(): Promise<void> {
     this.unfollow = this.deps.log.follow((event) => this.enqueue(event));
     this.unwatchGaps = this.deps.log.onGap?.(() => this.onGap()) ?? null;
-    this.chain = this.deps.log
-      .head()
-      .then((head) => {
-        this.lastSeq ??= head;
-      })
-      .catch((err: unknown) =>
-        this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot read the log head'),
-      );
+    this.chain = this.readHead(true);
     await this.chain;
     this.heartbeat = setInterval(() => this.beat(), this.deps.settings.heartbeatMs);
     this.heartbeat.unref();
     void this.announceSwitches();
     this.announce = setInterval(() => void this.announceSwitches(), this.deps.settings.switchAnnounceMs);
     this.announce.unref();
+  }
+
+  /**
+   * Where the feed stands at start, so a client resuming before the first event is answered. Redis may
+   * not be reachable yet at boot: try again in the background until it is or an event says it.
+   */
+  private async readHead(first: boolean): Promise<void> {
+    try {
+      const head = await this.deps.log.head();
+      this.lastSeq ??= head;
+    } catch (err) {
+      if (first)
+        this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot read the log head yet; retrying');
+      if (this.closed || this.lastSeq !== null) return;
+      setTimeout(() => {
+        if (!this.closed && this.lastSeq === null) this.chain = this.chain.then(() => this.readHead(false));
+      }, 500).unref();
+    }
   }
 
   get clientCount(): number {
