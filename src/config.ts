@@ -60,6 +60,32 @@ export const ConfigSchema = z
         leaseTtlMs: z.number().int().min(1000).max(300_000),
       })
       .strict(),
+    /** The live feed (src/feed/README.md). */
+    feed: z
+      .object({
+        /** Browser Origins allowed to open the feed besides the service's own pages. */
+        allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/\s]+$/, 'an origin: scheme://host[:port]')),
+        maxPayloadBytes: z.number().int().min(256).max(65_536),
+        maxBufferedBytes: z.number().int().min(4096).max(64 * 1024 * 1024),
+        heartbeatMs: z.number().int().min(500).max(120_000),
+        subscribeTimeoutMs: z.number().int().min(100).max(60_000),
+        /** Events kept in the shared log (Redis Stream MAXLEN ~), the reach of a resume. */
+        historySize: z.number().int().min(100).max(1_000_000),
+        replayLimit: z.number().int().min(10).max(100_000),
+        timeZone: z.string().refine((tz) => {
+          try {
+            new Intl.DateTimeFormat('en', { timeZone: tz });
+            return true;
+          } catch {
+            return false;
+          }
+        }, 'an IANA time zone such as Asia/Shanghai'),
+        /** API key name → desks it may watch; a key not listed watches every desk. */
+        desksByKey: z.record(z.string(), z.array(DeskIdSchema).min(1)),
+        statsIntervalMs: z.number().int().min(10).max(60_000),
+        switchAnnounceMs: z.number().int().min(1000).max(3_600_000),
+      })
+      .strict(),
     desks: z.record(DeskIdSchema, DeskConfigSchema).refine((d) => Object.keys(d).length >= 2, 'at least two desks'),
     /** One entry per FreeSWITCH instance this service drives over the Event Socket (issue 3). */
     freeswitch: FreeswitchInstancesSchema,
@@ -168,6 +194,9 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Json {
   // FREESWITCH_INSTANCES='[{"switchId":"fs-a","desk":"12345","password":"…"}]' replaces the list, so
   // Event Socket passwords can stay out of files.
   if (env.FREESWITCH_INSTANCES !== undefined) out.freeswitch = parseJsonList(env.FREESWITCH_INSTANCES, 'FREESWITCH_INSTANCES');
+  if (env.FEED_ALLOWED_ORIGINS !== undefined) {
+    out.feed = { allowedOrigins: env.FEED_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) };
+  }
   return out;
 }
 

@@ -9,15 +9,29 @@ import { MemoryEventBus } from './adapters/memory/memory-event-bus.js';
 import { MemoryTicketStore, MemoryTransferStore } from './adapters/memory/memory-stores.js';
 import { redisKeys } from './adapters/redis/keys.js';
 import { connectRedis } from './adapters/redis/redis-connection.js';
-import { RedisEventBus } from './adapters/redis/redis-event-bus.js';
+import { RedisDayStats } from './adapters/redis/redis-day-stats.js';
+import { RedisStreamEventBus } from './adapters/redis/redis-stream-event-bus.js';
 import { RedisTicketStore, RedisTransferStore } from './adapters/redis/redis-stores.js';
 import { RedisTransferLease } from './adapters/redis/transfer-lease.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { MemoryDayStats, type DayStats } from './feed/day-stats.js';
+import { LocalFeedLog } from './feed/local-feed-log.js';
 import { buildApp } from './http/app.js';
 import { createLogger } from './logger.js';
-import type { CallControl, Clock, EventBus, HealthCheck, IdSource, TicketStore, TransferLease, TransferStore } from './ports.js';
+import type {
+  CallControl,
+  Clock,
+  EventBus,
+  FeedLog,
+  HealthCheck,
+  IdSource,
+  TicketStore,
+  TransferLease,
+  TransferStore,
+} from './ports.js';
 import { TransferService } from './transfer/transfer-service.js';
 
+const FEED_READ_BLOCK_MS = 1000;
 const systemClock: Clock = { now: () => new Date() };
 const randomIds: IdSource = { uuid: () => randomUUID() };
 
@@ -27,6 +41,8 @@ interface Stores {
   tickets: TicketStore;
   transfers: TransferStore;
   bus: EventBus;
+  feedLog: FeedLog;
+  dayStats: DayStats;
   healthChecks: HealthCheck[];
   close(): Promise<void>;
 }
@@ -34,28 +50,41 @@ interface Stores {
 function buildStores(config: Config): Stores {
   const target = config.redis.sentinel ? { sentinel: config.redis.sentinel } : config.redis.url;
   if (target === null) {
+    const bus = new MemoryEventBus();
     return {
       tickets: new MemoryTicketStore(systemClock),
       transfers: new MemoryTransferStore(),
-      bus: new MemoryEventBus(),
+      bus,
+      feedLog: new LocalFeedLog(bus, config.feed.historySize),
+      dayStats: new MemoryDayStats(),
       healthChecks: [{ name: 'store', check: async () => ({ healthy: true, detail: 'embedded in-memory store (one instance, not durable)' }) }],
       close: async () => undefined,
     };
   }
   const timeouts = { commandTimeoutMs: config.redis.commandTimeoutMs, connectTimeoutMs: config.redis.connectTimeoutMs };
   const redis = connectRedis(target, timeouts);
-  const subscriber = connectRedis(target, timeouts);
+  // The feed's stream reader blocks in XREAD for up to a second: its command timeout must be longer.
+  const subscriber = connectRedis(target, { ...timeouts, commandTimeoutMs: FEED_READ_BLOCK_MS + 2000 });
   const keys = redisKeys(config.redis.namespace);
   const quiet = (client: Redis) => client.on('error', () => undefined); // state is reported by /health/ready
   quiet(redis);
   quiet(subscriber);
+  const bus = new RedisStreamEventBus({
+    writer: redis,
+    reader: subscriber,
+    key: keys.feedLog,
+    maxLength: config.feed.historySize,
+    blockMs: FEED_READ_BLOCK_MS,
+  });
   return {
     tickets: new RedisTicketStore(redis, keys),
     transfers: new RedisTransferStore(redis, keys, {
       transferTtlSeconds: config.transfers.ttlSeconds,
       idempotencyTtlSeconds: config.transfers.idempotencyTtlSeconds,
     }),
-    bus: new RedisEventBus(redis, subscriber, keys.feed),
+    bus,
+    feedLog: bus,
+    dayStats: new RedisDayStats(redis, keys),
     lease: new RedisTransferLease(redis, {
       holderId: `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`.replace(/[^A-Za-z0-9_.:-]/g, '_'),
       ttlMs: config.transfers.leaseTtlMs,
@@ -72,7 +101,7 @@ function buildStores(config: Config): Stores {
       },
     ],
     close: async () => {
-      await Promise.allSettled([redis.quit(), subscriber.quit()]);
+      await Promise.allSettled([redis.quit(), subscriber.quit().catch(() => undefined)]);
     },
   };
 }
@@ -129,6 +158,13 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     healthChecks: stores.healthChecks,
     logger,
     bodyLimitBytes: config.http.bodyLimitBytes,
+    feed: {
+      log: stores.feedLog,
+      bus: stores.bus,
+      transfers: stores.transfers,
+      stats: stores.dayStats,
+      settings: { ...config.feed, instanceId: `${hostname()}:${process.pid}` },
+    },
   });
   await app.listen({ host: config.http.host, port: config.http.port });
 

@@ -199,3 +199,33 @@ export interface HealthCheck {
   readonly name: string;
   check(): Promise<{ healthy: boolean; detail?: string }>;
 }
+
+// ---------------------------------------------------------------- feed log (issue 5)
+
+/** A bus event with its place in the one order every service instance shares. */
+export interface SequencedEvent {
+  /** Opaque; the same event has the same seq on every instance (a Redis Stream id, or a local counter). */
+  readonly seq: string;
+  readonly event: BusEvent;
+}
+
+/**
+ * The bus seen by the live feed: every event in one order, with a sequence, and a bounded history so
+ * a client that reconnects can be given what it missed.
+ */
+export interface FeedLog {
+  /** Every event from now on, in order, once each. */
+  follow(listener: (event: SequencedEvent) => void): () => void;
+  /** The seq of the newest event kept, or null when none is. */
+  head(): Promise<string | null>;
+  /**
+   * The events after `seq` up to and including `upTo`, oldest first; null when `seq` is no longer kept
+   * (or never was), so the client must resynchronise from a snapshot.
+   */
+  since(seq: string, upTo: string, limit: number): Promise<SequencedEvent[] | null>;
+  /**
+   * Called when this instance may have missed events (its reader came back after the history it had
+   * reached was trimmed or lost); the feed then resynchronises its clients.
+   */
+  onGap?(listener: () => void): () => void;
+}

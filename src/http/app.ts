@@ -17,6 +17,7 @@ import { AppError } from '../errors.js';
 import type { HealthCheck } from '../ports.js';
 import { TransferRequestSchema } from '../transfer/transfer-request.js';
 import type { TransferService } from '../transfer/transfer-service.js';
+import { feedPlugin, type FeedOptions } from '../feed/feed-plugin.js';
 import { ApiKeyAuthenticator, type ApiKey } from './auth.js';
 import { handleError } from './error-handler.js';
 import { TransferViewSchema, transferView } from './transfer-view.js';
@@ -27,6 +28,8 @@ export interface AppDeps {
   readonly healthChecks: readonly HealthCheck[];
   readonly logger: Logger;
   readonly bodyLimitBytes: number;
+  /** The live feed and wall (src/feed); absent, the app has no feed. */
+  readonly feed?: FeedOptions;
 }
 
 const ErrorSchema = z.object({
@@ -146,6 +149,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return service.ticket(request.params.id);
     },
   );
+
+  if (deps.feed) {
+    await app.register(feedPlugin, { ...deps.feed, service, logger: deps.logger, authenticator: auth });
+  }
 
   app.get('/health/live', { schema: { hide: true } }, async () => ({ status: 'live' }));
 

@@ -8,12 +8,16 @@ import { MemoryEventBus } from '../../src/adapters/memory/memory-event-bus.js';
 import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memory/memory-stores.js';
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
-import { RedisEventBus } from '../../src/adapters/redis/redis-event-bus.js';
+import { RedisDayStats } from '../../src/adapters/redis/redis-day-stats.js';
+import { RedisStreamEventBus } from '../../src/adapters/redis/redis-stream-event-bus.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
 import { RedisTransferLease } from '../../src/adapters/redis/transfer-lease.js';
 import { buildApp } from '../../src/http/app.js';
+import { MemoryDayStats, type DayStats } from '../../src/feed/day-stats.js';
+import type { FeedHub, FeedSettings } from '../../src/feed/feed-hub.js';
+import { LocalFeedLog } from '../../src/feed/local-feed-log.js';
 import { createLogger } from '../../src/logger.js';
-import type { EventBus, HealthCheck, TicketStore, TransferStore } from '../../src/ports.js';
+import type { EventBus, FeedLog, HealthCheck, TicketStore, TransferStore } from '../../src/ports.js';
 import { TransferService } from '../../src/transfer/transfer-service.js';
 import type { TransferRequestInput } from '../../src/transfer/transfer-request.js';
 import { TestCallControl } from './test-call-control.js';
@@ -38,6 +42,10 @@ export interface Harness {
   readonly tickets: TicketStore;
   readonly transfers: TransferStore;
   readonly bus: EventBus;
+  /** The live feed's hub on this instance. */
+  readonly feed: FeedHub;
+  /** Listens on a free loopback port (for websocket and browser tests); returns the base URL. */
+  listen(): Promise<string>;
   /** The Redis key namespace, so a second instance can share this one's data. */
   readonly namespace: string | null;
   /** Every log line written, parsed. */
@@ -54,11 +62,30 @@ export interface HarnessOptions {
   readonly answerTimeoutSeconds?: number;
   readonly withSwitch?: boolean;
   readonly redisCommandTimeoutMs?: number;
+  readonly feed?: Partial<FeedSettings>;
+  /** Entries the feed's Redis Stream keeps (default 10,000). */
+  readonly feedHistorySize?: number;
+  /** Where the feed's stream reader connects, when it must differ from redisUrl (a cuttable proxy). */
+  readonly feedReaderUrl?: string;
   /** 'capture' (default) keeps every debug line for assertions; 'discard' logs at info to nowhere. */
   readonly logs?: 'capture' | 'discard';
   /** On Redis: this instance's lease holder id and TTL, and how often it looks for orphans to take over. */
   readonly lease?: { readonly holderId: string; readonly ttlMs: number; readonly takeoverIntervalMs: number };
 }
+
+export const FEED_TEST_SETTINGS: FeedSettings = {
+  allowedOrigins: ['http://wall.example.test'],
+  maxPayloadBytes: 4096,
+  maxBufferedBytes: 1024 * 1024,
+  heartbeatMs: 15_000,
+  subscribeTimeoutMs: 5000,
+  replayLimit: 1000,
+  timeZone: 'Asia/Shanghai',
+  desksByKey: {},
+  statsIntervalMs: 20,
+  switchAnnounceMs: 60_000,
+  instanceId: 'test',
+};
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const rawLogs: string[] = [];
@@ -81,6 +108,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   let tickets: TicketStore;
   let transfers: TransferStore;
   let bus: EventBus;
+  let feedLog: FeedLog;
+  let stats: DayStats;
+  let closeFeedLog = () => undefined as void;
   const clients: Redis[] = [];
   let lease: RedisTransferLease | undefined;
   const namespace = options.redisUrl ? (options.namespace ?? `t${randomUUID().slice(0, 8)}`) : null;
@@ -88,7 +118,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   if (options.redisUrl) {
     const timeouts = { commandTimeoutMs: options.redisCommandTimeoutMs ?? 500, connectTimeoutMs: 1000 };
     const redis = connectRedis(options.redisUrl, timeouts);
-    const subscriber = connectRedis(options.redisUrl, timeouts);
+    // The stream reader blocks in XREAD for up to a second: its command timeout must be longer.
+    const subscriber = connectRedis(options.feedReaderUrl ?? options.redisUrl, { ...timeouts, commandTimeoutMs: 3000 });
     for (const client of [redis, subscriber]) {
       client.on('error', () => undefined);
       clients.push(client);
@@ -97,7 +128,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     const keys = redisKeys(namespace ?? 'unused');
     tickets = new RedisTicketStore(redis, keys);
     transfers = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3600, idempotencyTtlSeconds: 3600 });
-    bus = new RedisEventBus(redis, subscriber, keys.feed);
+    const streamBus = new RedisStreamEventBus({ writer: redis, reader: subscriber, key: keys.feedLog, maxLength: options.feedHistorySize ?? 10_000 });
+    bus = streamBus;
+    feedLog = streamBus;
+    stats = new RedisDayStats(redis, keys);
     if (options.lease) {
       lease = new RedisTransferLease(redis, { holderId: options.lease.holderId, ttlMs: options.lease.ttlMs, keyPrefix: keys.leasePrefix });
     }
@@ -106,6 +140,10 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     tickets = new MemoryTicketStore(clock);
     transfers = new MemoryTransferStore();
     bus = new MemoryEventBus();
+    const local = new LocalFeedLog(bus, 10_000);
+    feedLog = local;
+    closeFeedLog = () => local.close();
+    stats = new MemoryDayStats();
   }
 
   const service = new TransferService({
@@ -129,14 +167,24 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const callControl = new TestCallControl();
   if (options.withSwitch !== false) service.attachSwitch(callControl);
 
+  let feed: FeedHub | null = null;
   const app = await buildApp({
     service,
     apiKeys: Object.entries(KEYS).map(([role, key]) => ({ name: `test-${role}`, role: role as keyof typeof KEYS, key })),
     healthChecks,
     logger,
     bodyLimitBytes: 65536,
+    feed: {
+      log: feedLog,
+      bus,
+      transfers,
+      stats,
+      settings: { ...FEED_TEST_SETTINGS, ...options.feed },
+      onHub: (hub) => (feed = hub),
+    },
   });
   await app.ready();
+  if (!feed) throw new Error('the feed did not start');
 
   return {
     app,
@@ -145,6 +193,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     tickets,
     transfers,
     bus,
+    feed,
+    async listen() {
+      await app.listen({ host: '127.0.0.1', port: 0 });
+      const address = app.server.address();
+      if (typeof address !== 'object' || address === null) throw new Error('not listening');
+      return `http://127.0.0.1:${address.port}`;
+    },
     namespace,
     logs,
     rawLogs,
@@ -154,6 +209,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     async close() {
       await app.close();
       await service.close();
+      closeFeedLog();
       await bus.close();
       await Promise.allSettled(clients.map((c) => c.quit()));
     },

@@ -9,7 +9,9 @@
 // | {ns}:call:{switchId}:{legId}     | string | id of the transfer moving that call    | TTL, DEL at end    |
 // | {ns}:live                        | zset   | live transfer ids by creation time     | ZREM at end, trim  |
 // | {ns}:lease:transfer:{id}         | string | the instance driving the transfer      | TTL, renewed       |
-// | {ns}:feed                        | pubsub | bus events                             | not stored         |
+// | {ns}:feed:log                    | stream | bus events in one order (the feed seq) | MAXLEN ~ feed.historySize |
+// | {ns}:feed:day:{date}:{count}     | set    | transfer ids counted that day          | TTL 3 days         |
+// | {ns}:feed:day:{date}:failures    | zset   | masked failure summaries by time       | TTL 3 days, cap 200 |
 export interface RedisKeys {
   ticket(ticketId: string): string;
   transfer(transferId: string): string;
@@ -20,6 +22,8 @@ export interface RedisKeys {
   readonly leasePrefix: string;
   readonly live: string;
   readonly feed: string;
+  readonly feedLog: string;
+  feedDay(date: string, what: string): string;
 }
 
 export function redisKeys(namespace: string): RedisKeys {
@@ -32,6 +36,8 @@ export function redisKeys(namespace: string): RedisKeys {
     leasePrefix: `${namespace}:lease:transfer:`,
     live: `${namespace}:live`,
     feed: `${namespace}:feed`,
+    feedLog: `${namespace}:feed:log`,
+    feedDay: (date, what) => `${namespace}:feed:day:${date}:${what}`,
   };
 }
 

@@ -1,0 +1,127 @@
+// The stream bus on its own, with a TCP proxy between one instance's reader and Redis so that reader
+// alone can be cut off while another instance keeps publishing.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
+import { RedisStreamEventBus } from '../../src/adapters/redis/redis-stream-event-bus.js';
+import type { SequencedEvent } from '../../src/ports.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { startProxy, type Proxy } from '../support/tcp-proxy.js';
+import { openFeed } from '../support/feed-client.js';
+import { KEYS, startHarness } from '../support/harness.js';
+
+function detailOf(e: SequencedEvent | undefined): string | null {
+  return e?.event.kind === 'store' ? e.event.detail : null;
+}
+
+describe('the Redis Stream bus', () => {
+  let redis: RedisServer;
+  let proxy: Proxy;
+  const clients: Redis[] = [];
+  const buses: RedisStreamEventBus[] = [];
+  const connection = (port: number, commandTimeoutMs = 500) => {
+    const client = connectRedis(`redis://127.0.0.1:${port}`, { commandTimeoutMs, connectTimeoutMs: 500 });
+    client.on('error', () => undefined);
+    clients.push(client);
+    return client;
+  };
+  const pair = (key: string, maxLength: number) => {
+    const a = new RedisStreamEventBus({
+      writer: connection(redis.port),
+      reader: connection(redis.port, 3000),
+      key,
+      maxLength,
+      blockMs: 200,
+    });
+    // Instance B reads through the proxy; its writer (and the continuity check) go straight to Redis.
+    const b = new RedisStreamEventBus({
+      writer: connection(redis.port),
+      reader: connection(proxy.port, 3000),
+      key,
+      maxLength,
+      blockMs: 200,
+    });
+    buses.push(a, b);
+    const seen: SequencedEvent[] = [];
+    let gaps = 0;
+    b.follow((e) => seen.push(e));
+    b.onGap(() => (gaps += 1));
+    return { a, b, seen, gaps: () => gaps };
+  };
+  const event = (detail: string) => ({
+    kind: 'store' as const,
+    healthy: true,
+    detail,
+    at: new Date().toISOString(),
+  });
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    proxy = await startProxy(redis.port);
+  });
+  afterAll(async () => {
+    await Promise.all(buses.map((b) => b.close()));
+    await Promise.allSettled(clients.map((c) => c.quit()));
+    await proxy.close();
+    await redis.stop();
+  });
+
+  it('an instance whose reader was cut off briefly gets every event it missed, in order, from the stream', async () => {
+    const { a, seen, gaps } = pair('brief', 1000);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // both readers are waiting
+    await a.publish(event('before'));
+    await expect.poll(() => seen.length).toBe(1);
+    proxy.cut();
+    for (let i = 0; i < 20; i += 1) await a.publish(event(`during ${i}`));
+    proxy.restore();
+    await expect.poll(() => seen.length, { timeout: 5000 }).toBe(21);
+    expect(seen.map(detailOf)).toEqual(['before', ...Array.from({ length: 20 }, (_, i) => `during ${i}`)]);
+    expect(gaps()).toBe(0);
+  });
+
+  it('an instance that was away while the history it had reached was trimmed reports a gap', async () => {
+    const { a, seen, gaps } = pair('trimmed', 100);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await a.publish(event('before'));
+    await expect.poll(() => seen.length).toBe(1);
+    proxy.cut();
+    for (let i = 0; i < 1000; i += 1) await a.publish(event(`during ${i}`));
+    proxy.restore();
+    await expect.poll(() => gaps(), { timeout: 5000 }).toBe(1);
+    await expect.poll(() => detailOf(seen.at(-1))).toBe('during 999');
+    expect(seen.length).toBeLessThan(1001); // the trimmed ones are gone: that is the gap it reported
+  });
+
+  it("an instance's supervisors are sent away to resynchronise when it missed events, and get a fresh snapshot", async () => {
+    const namespace = `g${Date.now().toString(36)}`;
+    const one = await startHarness({ redisUrl: redis.url, namespace, feedHistorySize: 100 });
+    const two = await startHarness({
+      redisUrl: redis.url,
+      namespace,
+      feedHistorySize: 100,
+      feedReaderUrl: `redis://127.0.0.1:${proxy.port}`,
+    });
+    try {
+      const base = await two.listen();
+      const watcher = await openFeed(base, { token: KEYS.supervisor });
+      watcher.subscribe();
+      await watcher.next('snapshot');
+      await one.bus.publish(event('seen'));
+      await watcher.next('store', (m) => m.detail === 'seen');
+      const since = watcher.lastSeq();
+
+      proxy.cut(); // instance two stops hearing the stream
+      for (let i = 0; i < 500; i += 1) await one.bus.publish(event(`missed ${i}`));
+      proxy.restore();
+
+      expect(await watcher.closed).toEqual({ code: 1001, reason: expect.stringMatching(/missed events/) });
+      const back = await openFeed(base, { token: KEYS.supervisor });
+      back.subscribe({ since });
+      expect(await back.next('resync', undefined, 5000)).toMatchObject({ since });
+      await back.next('snapshot');
+      await back.close();
+    } finally {
+      await Promise.all([one.close(), two.close()]);
+    }
+  });
+});
