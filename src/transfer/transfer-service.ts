@@ -21,7 +21,7 @@ import type {
   TransitionRecord,
 } from '../ports.js';
 import { DeferredWrites } from './deferred-writes.js';
-import type { TransferRequest } from './transfer-request.js';
+import { parseTransferRequest, type TransferRequest, type TransferRequestInput } from './transfer-request.js';
 
 export interface DeskDirectory {
   readonly [desk: DeskId]: { readonly number: string; readonly trunks: readonly string[] };
@@ -120,6 +120,14 @@ export class TransferService {
   }
 
   // ------------------------------------------------------------ the transfer key
+
+  /**
+   * The transfer key for callers that are not the HTTP route (the SIP edge): the raw request is parsed
+   * here (a bad field is `invalid_request` naming it), then it is `request`.
+   */
+  async submit(input: TransferRequestInput, options: RequestOptions): Promise<{ transfer: Transfer; replay: boolean }> {
+    return this.request(parseTransferRequest(input), options);
+  }
 
   async request(request: TransferRequest, options: RequestOptions): Promise<{ transfer: Transfer; replay: boolean }> {
     if (this.draining) throw new AppError('shutting_down', 'this instance is shutting down; retry on another');
