@@ -145,6 +145,11 @@ export class TransferService {
     if (!to) throw new AppError('unknown_desk', `desk ${request.to} is not configured`, { field: 'to' });
     if (request.from === request.to) throw new AppError('same_desk', 'a call is transferred to another desk', { field: 'to' });
     const callControl = this.pickSwitch(request);
+    // A switch with its own trunk names (the SIP edge) says how it reaches the desk; else the directory.
+    const trunks = callControl.trunksFor?.(request.to) ?? to.trunks;
+    if (trunks.length === 0) {
+      throw new AppError('unknown_desk', `switch ${callControl.switchId} has no trunk to desk ${request.to}`, { field: 'to' });
+    }
 
     const now = this.now();
     const transfer: Transfer = {
@@ -155,7 +160,7 @@ export class TransferService {
       firstReceiver: request.firstReceiver ?? request.from,
       citizenLeg: { switchId: callControl.switchId, legId: request.citizenLeg.legId },
       agent: { agentId: request.agent.agentId, seatId: request.agent.seatId, legId: request.agent.legId },
-      target: { desk: request.to, number: to.number, trunks: [...to.trunks] },
+      target: { desk: request.to, number: to.number, trunks: [...trunks] },
       presentedCallerId: request.callerNumber,
       ticketId: request.ticket.ticketId,
       stubDeferred: false,
