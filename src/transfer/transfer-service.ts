@@ -150,6 +150,7 @@ export class TransferService {
     if (trunks.length === 0) {
       throw new AppError('unknown_desk', `switch ${callControl.switchId} has no trunk to desk ${request.to}`, { field: 'to' });
     }
+    await this.earlierReportsApplied(callControl.switchId, request.citizenLeg.legId);
 
     const now = this.now();
     const transfer: Transfer = {
@@ -231,6 +232,21 @@ export class TransferService {
       this.applyNow(transfer.id, { type: 'stub-stored', deferred: stubDeferred }),
     );
     return { transfer: after ?? transfer, replay: false };
+  }
+
+  /**
+   * Switch reports about this call that came before the request are applied before it: a desk that hands
+   * a call on (a SIP REFER) first ends the transfer that brought the call there, and that transfer must
+   * release the citizen-call lock before the next transfer of the call is created.
+   */
+  private async earlierReportsApplied(switchId: string, legId: string): Promise<void> {
+    const pending: Promise<unknown>[] = [];
+    for (const t of this.live.values()) {
+      if (t.citizenLeg.legId !== legId || t.citizenLeg.switchId !== switchId) continue;
+      const queue = this.queues.get(t.id);
+      if (queue) pending.push(queue);
+    }
+    if (pending.length > 0) await Promise.all(pending);
   }
 
   private async replay(transferId: string, sameRequest: boolean, fingerprint: string, key: string | null) {

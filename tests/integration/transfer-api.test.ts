@@ -286,3 +286,41 @@ describe('trunks from the switch (CallControl.trunksFor)', () => {
     expect(await h.transfers.listLive()).toHaveLength(0);
   });
 });
+
+describe('a call handed on by the desk that has it', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness();
+  });
+  afterEach(async () => h.close());
+
+  const press = (body = transferBody()) => h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body });
+
+  it('is still one transfer at a time: a bridged call is not transferred again while its transfer lives', async () => {
+    const body = transferBody();
+    const first = (await press(body)).json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(first)).state).toBe('bridged');
+    const again = await press(transferBody({ citizenLeg: body.citizenLeg, from: '110', to: '119' }));
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error).toMatchObject({ code: 'call_already_transferring', details: { transferId: first } });
+  });
+
+  it('applies the switch report that ended the earlier transfer before creating the next one, even with a slow store', async () => {
+    const body = transferBody();
+    const first = (await press(body)).json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(first)).state).toBe('bridged');
+    const save = h.transfers.save.bind(h.transfers);
+    h.transfers.save = async (transfer, record) => {
+      await new Promise((r) => setTimeout(r, 50));
+      return save(transfer, record);
+    };
+    // The desk that has the call hands it on (a SIP REFER): the switch reports the first transfer's
+    // target gone, and asks for the next transfer at once.
+    h.callControl.emit({ type: 'party-left', transferId: first, party: 'target', cause: 'REFER to 119' });
+    const next = await press(transferBody({ citizenLeg: body.citizenLeg, from: '110', to: '119' }));
+    expect(next.statusCode).toBe(202);
+    expect(await h.service.get(first)).toMatchObject({ state: 'completed', endedBy: 'target' });
+    expect((await h.transfers.auditTrail(first)).at(-1)).toMatchObject({ event: 'party-left', to: 'completed', detail: 'target: REFER to 119' });
+    await expect.poll(async () => (await h.service.get(next.json().transfer.id as string)).state).toBe('bridged');
+  });
+});
