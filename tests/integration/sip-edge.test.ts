@@ -523,6 +523,25 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     expect((await h.transfer(1)).failure?.reason).toBe('busy');
   });
 
+  it('tells the referrer 503 when the transfer service refuses the REFER (ticket store down, a normal call); the citizen stays with the agent', async () => {
+    h = await startHarness();
+    const call = h.peer.citizenInvite({ edit: (t) => t.replace('Priority: emergency\r\n', '') });
+    expect(await call.final()).toBe(200);
+    await h.untilState(0, 'bridged', 2000);
+    h.tickets.down = true;
+    h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: '<sip:119@127.0.0.1:5091>' });
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'NOTIFY', port: 5090 }).length === 2, 2000, 'final NOTIFY');
+    const last = h.peer.sentByApp({ method: 'NOTIFY', port: 5090 }).at(-1) ?? '';
+    expect(last.endsWith('SIP/2.0 503 Service Unavailable\r\n')).toBe(true);
+    expect(header(last, 'Subscription-State')).toBe('terminated;reason=noresource');
+    expect(h.requests[1]?.error).toMatchObject({ code: 'store_unavailable' });
+    expect(h.peer.sentByApp({ method: 'INVITE', port: 5091 })).toHaveLength(0);
+    expect(h.peer.sentByApp({ method: 'BYE' })).toHaveLength(0);
+    // 110 had handed the call on when it sent the REFER: that transfer is over, and none is live.
+    expect(await h.transfer(0)).toMatchObject({ state: 'completed', endedBy: 'target' });
+    expect(await h.transfers.listLive()).toHaveLength(0);
+  });
+
   it('gives the referrer a final answer when the new desk never answers (REFER timeout)', async () => {
     h = await startHarness({ config: { limits: { maxMessageBytes: 16384, maxHeaderBytes: 1024, referTimeoutSeconds: 1 } } });
     h.peer.party(5091, 'silent');
