@@ -1,5 +1,5 @@
 // INVITEs per second through the SIP edge's B2BUA logic (real drachtio-srf, DrachtioCallControl, the
-// domain state machine via the test service) against the drachtio test peer on loopback, and the time
+// real transfer service on the in-memory stores) against the drachtio test peer on loopback, and the time
 // the service adds: citizen INVITE delivered → INVITE to 110 out, and 110's 200 in → 200 to the
 // citizen out. Bounded by call count and wall time; prints the machine. Never asserts a time.
 //   npm exec -- tsx scripts/bench-sip.ts [calls=400] [concurrency=20] [maxSeconds=30]
@@ -59,8 +59,10 @@ async function phase(calls: number, concurrency: number): Promise<Phase> {
   const inviteOut: number[] = [];
   const answerOut: number[] = [];
   const byTicket = new Map<string, number>();
-  for (const r of h.service.requests) {
-    const callId = r.input.citizenLeg.legId.split(';from-tag=')[0] ?? '';
+  // The citizen's Call-ID from the idempotency key the edge gives each INVITE (sip-invite:<Call-ID>;from-tag=…).
+  const citizenCallId = (r: { idempotencyKey: string | null }) => (r.idempotencyKey ?? '').replace(/^sip-invite:/, '').split(';from-tag=')[0] ?? '';
+  for (const r of h.requests) {
+    const callId = citizenCallId(r);
     byTicket.set(r.input.ticket.ticketId, h.peer.sip.find((s) => s.by === 'network' && s.text.startsWith('INVITE ') && s.text.includes(`Call-ID: ${callId}\r\n`))?.at ?? Number.NaN);
   }
   const callIdOf = (t: string) => /^Call-ID: (.*)\r$/m.exec(t)?.[1] ?? '';
@@ -77,7 +79,7 @@ async function phase(calls: number, concurrency: number): Promise<Phase> {
     if (s.by === 'network' && s.partyPort === 5090 && s.text.startsWith('SIP/2.0 200') && s.text.includes(' INVITE\r\n')) okIn.set(callIdOf(s.text), s.at);
   }
   const citizenOf = new Map<string, string>();
-  for (const r of h.service.requests) citizenOf.set(r.input.ticket.ticketId, r.input.citizenLeg.legId.split(';from-tag=')[0] ?? '');
+  for (const r of h.requests) citizenOf.set(r.input.ticket.ticketId, citizenCallId(r));
   const okOutByCitizen = new Map<string, number>();
   for (const s of h.peer.sip) {
     if (s.by === 'app' && s.partyPort === 5080 && s.text.startsWith('SIP/2.0 200') && s.text.includes('CSeq: 1 INVITE')) okOutByCitizen.set(callIdOf(s.text), s.at);

@@ -91,6 +91,12 @@ export interface CallControl {
   }): Promise<void>;
   /** Reports, as events, what became of these legs while the driver could not see them. */
   reconcile(transfers: readonly InFlightLegs[]): Promise<void>;
+  /**
+   * The trunks (gateways) this switch reaches a desk through, in order (备用专线), when the switch has its
+   * own names for them (the SIP edge does); undefined: use the desk directory's (`config.desks.<id>.trunks`).
+   * An empty list means this switch cannot reach the desk, and the transfer is refused.
+   */
+  trunksFor?(desk: DeskId): readonly string[] | undefined;
   onEvent(listener: (event: CallControlEvent) => void): () => void;
   onStatus(listener: (status: SwitchStatus) => void): () => void;
   close(): Promise<void>;

@@ -1,5 +1,6 @@
 // What an agent's transfer key (or a PBX, or the SIP edge) asks for. Parsed with zod at the edge.
 import { z } from 'zod';
+import { AppError } from '../errors.js';
 import { CallerNumberSchema } from '../domain/phone-number.js';
 import {
   CategoryCodeSchema,
@@ -49,3 +50,17 @@ export const TransferRequestSchema = z
 
 export type TransferRequestInput = z.input<typeof TransferRequestSchema>;
 export type TransferRequest = z.output<typeof TransferRequestSchema>;
+
+/**
+ * Parses a request from anything that is not the HTTP route (the SIP edge, scripts): the same schema, and
+ * the same error as the API gives, naming the first bad field (an unknown key is named itself).
+ */
+export function parseTransferRequest(input: unknown): TransferRequest {
+  const parsed = TransferRequestSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const path = (issue?.path ?? []).map(String);
+  if (issue?.code === 'unrecognized_keys' && issue.keys[0] !== undefined) path.push(issue.keys[0]);
+  const field = path.length > 0 ? path.join('.') : 'request';
+  throw new AppError('invalid_request', `${field}: ${issue?.message ?? 'invalid'}`, { field });
+}

@@ -22,7 +22,7 @@ import type {
   TransitionRecord,
 } from '../ports.js';
 import { DeferredWrites } from './deferred-writes.js';
-import type { TransferRequest } from './transfer-request.js';
+import { parseTransferRequest, type TransferRequest, type TransferRequestInput } from './transfer-request.js';
 
 export interface DeskDirectory {
   readonly [desk: DeskId]: { readonly number: string; readonly trunks: readonly string[] };
@@ -133,6 +133,14 @@ export class TransferService {
 
   // ------------------------------------------------------------ the transfer key
 
+  /**
+   * The transfer key for callers that are not the HTTP route (the SIP edge): the raw request is parsed
+   * here (a bad field is `invalid_request` naming it), then it is `request`.
+   */
+  async submit(input: TransferRequestInput, options: RequestOptions): Promise<{ transfer: Transfer; replay: boolean }> {
+    return this.request(parseTransferRequest(input), options);
+  }
+
   async request(request: TransferRequest, options: RequestOptions): Promise<{ transfer: Transfer; replay: boolean }> {
     if (this.draining) throw new AppError('shutting_down', 'this instance is shutting down; retry on another');
     const fingerprint = fingerprintOf(request);
@@ -149,6 +157,12 @@ export class TransferService {
     if (!to) throw new AppError('unknown_desk', `desk ${request.to} is not configured`, { field: 'to' });
     if (request.from === request.to) throw new AppError('same_desk', 'a call is transferred to another desk', { field: 'to' });
     const callControl = this.pickSwitch(request);
+    // A switch with its own trunk names (the SIP edge) says how it reaches the desk; else the directory.
+    const trunks = callControl.trunksFor?.(request.to) ?? to.trunks;
+    if (trunks.length === 0) {
+      throw new AppError('unknown_desk', `switch ${callControl.switchId} has no trunk to desk ${request.to}`, { field: 'to' });
+    }
+    await this.earlierReportsApplied(callControl.switchId, request.citizenLeg.legId);
 
     const now = this.now();
     const transfer: Transfer = {
@@ -159,7 +173,7 @@ export class TransferService {
       firstReceiver: request.firstReceiver ?? request.from,
       citizenLeg: { switchId: callControl.switchId, legId: request.citizenLeg.legId },
       agent: { agentId: request.agent.agentId, seatId: request.agent.seatId, legId: request.agent.legId },
-      target: { desk: request.to, number: to.number, trunks: [...to.trunks] },
+      target: { desk: request.to, number: to.number, trunks: [...trunks] },
       presentedCallerId: request.callerNumber,
       ticketId: request.ticket.ticketId,
       stubDeferred: false,
@@ -234,6 +248,21 @@ export class TransferService {
       this.applyNow(transfer.id, { type: 'stub-stored', deferred: stubDeferred }),
     );
     return { transfer: after ?? transfer, replay: false };
+  }
+
+  /**
+   * Switch reports about this call that came before the request are applied before it: a desk that hands
+   * a call on (a SIP REFER) first ends the transfer that brought the call there, and that transfer must
+   * release the citizen-call lock before the next transfer of the call is created.
+   */
+  private async earlierReportsApplied(switchId: string, legId: string): Promise<void> {
+    const pending: Promise<unknown>[] = [];
+    for (const t of this.live.values()) {
+      if (t.citizenLeg.legId !== legId || t.citizenLeg.switchId !== switchId) continue;
+      const queue = this.queues.get(t.id);
+      if (queue) pending.push(queue);
+    }
+    if (pending.length > 0) await Promise.all(pending);
   }
 
   private async replay(transferId: string, sameRequest: boolean, fingerprint: string, key: string | null) {

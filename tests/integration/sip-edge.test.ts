@@ -1,7 +1,8 @@
 // The SIP edge (real drachtio-srf inside DrachtioCallControl) against the drachtio test peer, which
 // speaks the wire protocol and plays the SIP parties from the recorded transcripts.
 import { afterEach, describe, expect, it } from 'vitest';
-import { ticketIdFromUserToUser } from '../../src/adapters/sip/sip-policy.js';
+import { serviceLegId, ticketIdFromUserToUser } from '../../src/adapters/sip/sip-policy.js';
+import { AppError } from '../../src/errors.js';
 import { startHarness, type Harness } from '../support/sip-edge-harness.js';
 
 let h: Harness | null = null;
@@ -22,7 +23,7 @@ async function connectedCall(options: Parameters<Harness['peer']['citizenInvite'
   const t = harness();
   const call = t.peer.citizenInvite(options);
   expect(await call.final()).toBe(200);
-  await t.peer.until(() => t.service.states('tr-1').includes('bridged'), 2000, 'bridged');
+  await t.untilState(0, 'bridged', 2000);
   return call;
 }
 
@@ -107,7 +108,7 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     expect(ok).toContain('m=audio 6100 RTP/AVP 0');
     expect(header(ok, 'X-Agent-Id')).toBe('desk-7');
     // One record: the same transfer shape as over HTTP, the ticket stored from the INVITE.
-    const req = h.service.requests[0];
+    const req = h.requests[0];
     expect(req?.input).toMatchObject({
       from: '12345',
       to: '110',
@@ -121,8 +122,8 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
 
     call.bye();
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5090 }).length === 1, 2000, 'BYE to 110');
-    await h.peer.until(() => harness().service.states('tr-1').includes('completed'), 2000, 'completed');
-    expect(h.service.transfers.get('tr-1')?.endedBy).toBe('citizen');
+    await h.untilState(0, 'completed', 2000);
+    expect((await h.transfer(0)).endedBy).toBe('citizen');
     expect(h.edge.liveCount()).toBe(0);
   });
 
@@ -134,7 +135,7 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     expect(invite.startsWith('INVITE sip:12345@127.0.0.1:5080 SIP/2.0\r\n')).toBe(true);
     expect(header(invite, 'P-Asserted-Identity')).toBe('<sip:13800138000@hotline.example>');
     expect(header(invite, 'Diversion')).toBe('<sip:110@hotline.example>;reason=deflection;counter=1');
-    expect(h.service.requests[0]?.input).toMatchObject({ from: '110', to: '12345', ticket: { kind: 'incident', categoryCode: 'P01' } });
+    expect(h.requests[0]?.input).toMatchObject({ from: '110', to: '12345', ticket: { kind: 'incident', categoryCode: 'P01' } });
   });
 
   it('refuses a three-way placeCall before dialling: drachtio has no conference bridge', async () => {
@@ -142,11 +143,14 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     h.peer.party(5090, 'ring-only');
     const call = h.peer.citizenInvite();
     await h.peer.until(() => call.statuses.includes(180), 2000, 'ringing');
+    // The citizen's leg as the service knows it: the dialog in the service's leg-id alphabet.
+    const citizenLegId = h.requests[0]?.input.citizenLeg.legId ?? '';
+    expect(citizenLegId).toBe(serviceLegId(call.dialogId));
     await expect(
       h.edge.placeCall({
         transferId: 'tr-x',
         legId: 'leg-x',
-        citizenLegId: call.dialogId,
+        citizenLegId,
         agentLegId: null,
         mode: 'three-way',
         priority: 'normal',
@@ -193,8 +197,8 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     expect(h.peer.sentByApp({ method: 'INVITE', port: 5090 })).toHaveLength(1);
     expect(h.peer.sentByApp({ method: 'INVITE', port: 5092 })).toHaveLength(1);
     expect(call.statuses).not.toContain(486);
-    await h.peer.until(() => harness().service.states('tr-1').includes('bridged'), 2000, 'bridged');
-    expect(h.service.transfers.get('tr-1')?.trunkIndex).toBe(1);
+    await h.untilState(0, 'bridged', 2000);
+    expect((await h.transfer(0)).trunkIndex).toBe(1);
     // srf's ACK for the 486 is refused by the server (it ACKs non-2xx itself), harmlessly.
     expect(h.peer.frames.some((f) => f.dir === 'out' && f.body.includes('NOK|Server error: ACK for non-success'))).toBe(true);
   });
@@ -204,8 +208,8 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     h.peer.party(5090, 'busy').party(5092, 'busy');
     const call = h.peer.citizenInvite();
     expect(await call.final()).toBe(486);
-    await h.peer.until(() => harness().service.states('tr-1').includes('failed'), 2000, 'failed');
-    expect(h.service.transfers.get('tr-1')?.failure?.reason).toBe('busy');
+    await h.untilState(0, 'failed', 2000);
+    expect((await h.transfer(0)).failure?.reason).toBe('busy');
   });
 
   it('maps 503 from the trunk to trunk-down and 480 to unreachable, both trying the next trunk', async () => {
@@ -213,9 +217,9 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     h.peer.party(5090, 'trunk-down').party(5092, 'unavailable');
     const call = h.peer.citizenInvite();
     expect(await call.final()).toBe(480);
-    await h.peer.until(() => harness().service.states('tr-1').includes('failed'), 2000, 'failed');
-    expect(h.service.trail.filter((r) => r.event === 'target-failed').map((r) => r.to)).toEqual(['dialing', 'failed']);
-    expect(h.service.transfers.get('tr-1')?.failure?.reason).toBe('unreachable');
+    await h.untilState(0, 'failed', 2000);
+    expect((await h.trail(0)).filter((r) => r.event === 'target-failed').map((r) => r.to)).toEqual(['dialing', 'failed']);
+    expect((await h.transfer(0)).failure?.reason).toBe('unreachable');
   });
 
   it('cancels a target that does not answer in time and tries the backup', async () => {
@@ -224,7 +228,7 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     const call = h.peer.citizenInvite();
     expect(await call.final(4000)).toBe(200);
     expect(h.peer.sentByApp({ method: 'CANCEL', port: 5090 })).toHaveLength(1);
-    expect(h.service.trail.find((r) => r.event === 'target-failed')).toMatchObject({ to: 'dialing' });
+    expect((await h.trail(0)).find((r) => r.event === 'target-failed')).toMatchObject({ to: 'dialing' });
   });
 
   it('cancels the B leg even when the caller\'s CANCEL comes before the INVITE to 110 is on the wire', async () => {
@@ -235,7 +239,7 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     await h.peer.until(() => harness().peer.outboundInvites.length === 1, 2000, 'INVITE to 110 sent by the app');
     call.cancel();
     await h.peer.until(() => harness().peer.sentByApp({ method: 'CANCEL', port: 5090 }).length === 1, 2000, 'CANCEL to 110');
-    await h.peer.until(() => harness().service.states('tr-1').includes('failed'), 2000, 'failed');
+    await h.untilState(0, 'failed', 2000);
     await new Promise((r) => setTimeout(r, 100));
     expect(h.peer.sentByApp({ method: 'CANCEL', port: 5090 })).toHaveLength(1);
     expect(call.statuses).toEqual([100, 487]);
@@ -248,9 +252,9 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     const call = h.peer.citizenInvite();
     expect(await call.final(4000)).toBe(200);
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5090 }).length === 1, 2000, 'BYE to the late 110 leg');
-    await h.peer.until(() => harness().service.states('tr-1').includes('bridged'), 2000, 'bridged');
+    await h.untilState(0, 'bridged', 2000);
     expect(call.statuses.filter((s) => s === 200)).toHaveLength(1);
-    expect(h.service.transfers.get('tr-1')?.trunkIndex).toBe(1);
+    expect((await h.transfer(0)).trunkIndex).toBe(1);
     // The answered call is the backup's: its SDP went to the caller.
     expect(h.peer.sentByApp({ method: 'INVITE', port: 5092 })).toHaveLength(1);
   });
@@ -262,8 +266,8 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     await h.peer.until(() => call.statuses.includes(180), 2000, '180 relayed');
     call.cancel();
     await h.peer.until(() => harness().peer.sentByApp({ method: 'CANCEL', port: 5090 }).length === 1, 2000, 'CANCEL to 110');
-    await h.peer.until(() => harness().service.states('tr-1').includes('failed'), 2000, 'failed');
-    expect(h.service.transfers.get('tr-1')?.failure?.reason).toBe('citizen-left');
+    await h.untilState(0, 'failed', 2000);
+    expect((await h.transfer(0)).failure?.reason).toBe('citizen-left');
     expect(call.statuses).toEqual([100, 180, 487]);
     // As recorded: srf's own 487 after the server's is refused, harmlessly.
     expect(h.peer.frames.some((f) => f.dir === 'out' && f.body.includes('NOK|Response not sent due to unknown transaction'))).toBe(true);
@@ -285,7 +289,7 @@ describe('trust (RFC 3325)', () => {
     expect(invite).not.toContain('13800138000');
     expect(header(invite, 'From')).toMatch(/^"Anonymous" <sip:anonymous@anonymous\.invalid>;tag=/);
     expect(header(invite, 'Privacy')).toBe('id');
-    expect(h.service.requests[0]?.input.callerNumber).toBeNull();
+    expect(h.requests[0]?.input.callerNumber).toBeNull();
   });
 
   it('keeps a trusted caller\'s Privacy: id: anonymous From, identity only in P-Asserted-Identity', async () => {
@@ -306,7 +310,7 @@ describe('trust (RFC 3325)', () => {
     expect(await call.final()).toBe(200);
     const invite = h.peer.sentByApp({ method: 'INVITE', port: 5090 })[0] ?? '';
     expect(header(invite, 'P-Asserted-Identity')).toBe('<sip:13912345678@hotline.example>');
-    expect(h.service.requests[0]?.input.callerNumber).toBe('13912345678');
+    expect(h.requests[0]?.input.callerNumber).toBe('13912345678');
   });
 });
 
@@ -332,7 +336,7 @@ describe('bad input gets the proper SIP error, never a crash', () => {
       expect(await call.final()).toBe(c.status);
       const reply = h.peer.sentByApp({ status: c.status, port: c.options?.port ?? 5080 })[0] ?? '';
       expect(header(reply, 'Warning')).toMatch(/^399 hotline\.example ".+"$/);
-      expect(h.service.requests).toHaveLength(0);
+      expect(h.requests).toHaveLength(0);
       expect(h.peer.outboundInvites).toHaveLength(0);
       // The edge is still up and takes the next call.
       const next = h.peer.citizenInvite();
@@ -340,11 +344,38 @@ describe('bad input gets the proper SIP error, never a crash', () => {
     });
   }
 
-  it('answers 503 when the transfer service refuses, and keeps no state', async () => {
+  it('answers 503 when the transfer service refuses (ticket store down, a normal call), and keeps no state', async () => {
     h = await startHarness();
-    h.service.failNext = new Error('ticket store down');
-    const call = h.peer.citizenInvite();
+    h.tickets.down = true;
+    const call = h.peer.citizenInvite({ edit: (t) => t.replace('Priority: emergency\r\n', '') });
     expect(await call.final()).toBe(503);
+    expect(header(h.peer.sentByApp({ status: 503, port: 5080 })[0] ?? '', 'Warning')).toBe('399 hotline.example "the transfer could not be started (store_unavailable)"');
+    expect(h.requests[0]?.error).toMatchObject({ code: 'store_unavailable' });
+    expect(h.peer.outboundInvites).toHaveLength(0);
+    expect(await h.transfers.listLive()).toHaveLength(0);
+    expect(h.edge.liveCount()).toBe(0);
+  });
+
+  it('still transfers an emergency call with the ticket store down: the stub is kept and retried', async () => {
+    h = await startHarness();
+    h.tickets.down = true;
+    const call = h.peer.citizenInvite();
+    expect(await call.final()).toBe(200);
+    expect(await h.transfer(0)).toMatchObject({ priority: 'emergency', stubDeferred: true });
+    h.tickets.down = false;
+    const ticketId = h.requests[0]?.input.ticket.ticketId ?? '';
+    await h.peer.until(() => harness().service.pendingWrites().stubs === 0, 2000, 'the deferred stub written');
+    expect(await h.tickets.get(ticketId)).toMatchObject({ ticketId, callerNumber: '13800138000', sourceDesk: '12345' });
+  });
+
+  it('maps the service\'s refusal codes onto SIP: 482 for a call already in a transfer, 400 naming a bad field', async () => {
+    h = await startHarness();
+    h.failNextSubmit(new AppError('call_already_transferring', 'this call is already being transferred', { transferId: 'x' }));
+    expect(await h.peer.citizenInvite().final()).toBe(482);
+    h.failNextSubmit(new AppError('invalid_request', 'ticket.summary: too big', { field: 'ticket.summary' }));
+    expect(await h.peer.citizenInvite().final()).toBe(400);
+    expect(header(h.peer.sentByApp({ status: 400, port: 5080 })[0] ?? '', 'Warning')).toBe('399 hotline.example "the transfer service refused the request (ticket.summary)"');
+    expect(h.peer.outboundInvites).toHaveLength(0);
     expect(h.edge.liveCount()).toBe(0);
   });
 
@@ -399,7 +430,7 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     h.peer.referFromParty(dialog110 ?? '', { referTo: '<sip:119@127.0.0.1:5091>', referredBy: '<sip:110@127.0.0.1:5090>' });
 
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5090 }).length === 1, 3000, 'BYE to 110');
-    await h.peer.until(() => harness().service.states('tr-2').includes('bridged'), 2000, 'tr-2 bridged');
+    await h.untilState(1, 'bridged', 2000);
     expect(h.peer.sentByApp({ status: 202, port: 5090 })).toHaveLength(1);
     const notifies = h.peer.sentByApp({ method: 'NOTIFY', port: 5090 });
     expect(notifies.map((n) => n.slice(n.indexOf('\r\n\r\n') + 4))).toEqual([
@@ -425,15 +456,19 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     // The citizen now talks to 119: re-INVITEd with 119's SDP.
     const reinvite = h.peer.sentByApp({ method: 'INVITE', port: 5080 })[0] ?? '';
     expect(reinvite).toContain('o=sw119');
-    expect(h.service.requests[1]?.input).toMatchObject({ from: '110', to: '119', agent: { agentId: 'desk-7' } });
-    expect(h.service.requests[1]?.principal).toBe('sip-agent:desk-7');
+    expect(h.requests[1]?.input).toMatchObject({ from: '110', to: '119', agent: { agentId: 'desk-7' } });
+    expect(h.requests[1]?.principal).toBe('sip-agent:desk-7');
 
     call.bye();
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5091 }).length === 1, 2000, 'BYE to 119');
-    await h.peer.until(() => harness().service.states('tr-2').includes('completed'), 2000, 'tr-2 completed');
-    expect(h.service.transfers.get('tr-2')?.endedBy).toBe('citizen');
-    // Nothing held after the call: no leaked dialogs, legs or timers.
+    await h.untilState(1, 'completed', 2000);
+    expect((await h.transfer(1)).endedBy).toBe('citizen');
+    // The transfer that brought the call to 110 ended when 110 handed it on.
+    expect(await h.transfer(0)).toMatchObject({ state: 'completed', endedBy: 'target' });
+    expect((await h.trail(0)).at(-1)).toMatchObject({ event: 'party-left', to: 'completed', detail: 'target: REFER to 119' });
+    // Nothing held after the call: no leaked dialogs, legs or timers, and no transfer left live.
     expect(h.edge.liveCount()).toBe(0);
+    expect(h.service.liveCount).toBe(0);
   });
 
   it('goes on when the agent\'s phone hangs up right after 202, and ends cleanly when 119 hangs up', async () => {
@@ -445,16 +480,16 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     await h.peer.until(() => harness().peer.sentByApp({ status: 202 }).length === 1, 2000, '202');
     // The agent leaves at once (some phones BYE after 202 in a blind transfer).
     h.peer.byeFromParty(dialog110);
-    await h.peer.until(() => harness().service.states('tr-2').includes('bridged'), 3000, 'tr-2 bridged');
+    await h.untilState(1, 'bridged', 3000);
     expect(h.peer.sentByApp({ status: 200, port: 5090 }).some((r) => r.includes('CSeq: 2 BYE'))).toBe(true);
-    expect(h.service.transfers.get('tr-1')).toMatchObject({ state: 'completed', endedBy: 'target' });
+    expect(await h.transfer(0)).toMatchObject({ state: 'completed', endedBy: 'target' });
     expect(h.peer.sentByApp({ method: 'INVITE', port: 5080 })).toHaveLength(1);
     expect(h.peer.sentByApp({ method: 'BYE', port: 5090 })).toHaveLength(0);
     // 119 hangs up: the citizen is released and the transfer completes.
     h.peer.byeFromParty(h.peer.dialogTo(5091) ?? '');
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5080 }).length === 1, 2000, 'BYE to the citizen');
-    await h.peer.until(() => harness().service.states('tr-2').includes('completed'), 2000, 'tr-2 completed');
-    expect(h.service.transfers.get('tr-2')?.endedBy).toBe('target');
+    await h.untilState(1, 'completed', 2000);
+    expect((await h.transfer(1)).endedBy).toBe('target');
     expect(h.edge.liveCount()).toBe(0);
   });
 
@@ -466,7 +501,7 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     h.peer.referFromParty(dialog110, { referTo: '<sip:119@127.0.0.1:5091>' });
     await h.peer.until(() => harness().peer.sentByApp({ status: 202 }).length === 1, 2000, '202');
     h.peer.byeFromParty(dialog110);
-    await h.peer.until(() => harness().service.states('tr-2').includes('failed'), 3000, 'tr-2 failed');
+    await h.untilState(1, 'failed', 3000);
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5080 }).length === 1, 2000, 'BYE to the citizen');
     expect(h.edge.liveCount()).toBe(0);
   });
@@ -476,7 +511,7 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     h.peer.party(5091, 'busy');
     await connectedCall();
     h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: '<sip:119@127.0.0.1:5091>' });
-    await h.peer.until(() => harness().service.states('tr-2').includes('failed'), 3000, 'tr-2 failed');
+    await h.untilState(1, 'failed', 3000);
     await h.peer.until(() => harness().peer.sentByApp({ method: 'NOTIFY', port: 5090 }).length === 2, 2000, 'final NOTIFY');
     const last = h.peer.sentByApp({ method: 'NOTIFY', port: 5090 }).at(-1) ?? '';
     expect(last.endsWith('SIP/2.0 486 Busy Here\r\n')).toBe(true);
@@ -485,6 +520,26 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     expect(h.peer.sentByApp({ method: 'INVITE', port: 5080 })).toHaveLength(0);
     // Referred-By was absent: the REFER's From stands in for it.
     expect(header(h.peer.sentByApp({ method: 'INVITE', port: 5091 })[0] ?? '', 'Referred-By')).toMatch(/^<sip:110@127\.0\.0\.1:5090>$/);
+    expect((await h.transfer(1)).failure?.reason).toBe('busy');
+  });
+
+  it('tells the referrer 503 when the transfer service refuses the REFER (ticket store down, a normal call); the citizen stays with the agent', async () => {
+    h = await startHarness();
+    const call = h.peer.citizenInvite({ edit: (t) => t.replace('Priority: emergency\r\n', '') });
+    expect(await call.final()).toBe(200);
+    await h.untilState(0, 'bridged', 2000);
+    h.tickets.down = true;
+    h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: '<sip:119@127.0.0.1:5091>' });
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'NOTIFY', port: 5090 }).length === 2, 2000, 'final NOTIFY');
+    const last = h.peer.sentByApp({ method: 'NOTIFY', port: 5090 }).at(-1) ?? '';
+    expect(last.endsWith('SIP/2.0 503 Service Unavailable\r\n')).toBe(true);
+    expect(header(last, 'Subscription-State')).toBe('terminated;reason=noresource');
+    expect(h.requests[1]?.error).toMatchObject({ code: 'store_unavailable' });
+    expect(h.peer.sentByApp({ method: 'INVITE', port: 5091 })).toHaveLength(0);
+    expect(h.peer.sentByApp({ method: 'BYE' })).toHaveLength(0);
+    // 110 had handed the call on when it sent the REFER: that transfer is over, and none is live.
+    expect(await h.transfer(0)).toMatchObject({ state: 'completed', endedBy: 'target' });
+    expect(await h.transfers.listLive()).toHaveLength(0);
   });
 
   it('gives the referrer a final answer when the new desk never answers (REFER timeout)', async () => {
@@ -492,33 +547,35 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     h.peer.party(5091, 'silent');
     await connectedCall();
     h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: '<sip:119@127.0.0.1:5091>' });
-    await h.peer.until(() => harness().service.states('tr-2').includes('failed'), 3000, 'tr-2 failed');
+    await h.untilState(1, 'failed', 3000);
     await h.peer.until(() => harness().peer.sentByApp({ method: 'NOTIFY', port: 5090 }).length === 2, 2000, 'final NOTIFY');
     const last = h.peer.sentByApp({ method: 'NOTIFY', port: 5090 }).at(-1) ?? '';
     expect(last.endsWith('SIP/2.0 480 Temporarily Unavailable\r\n')).toBe(true);
     expect(header(last, 'Subscription-State')).toBe('terminated;reason=noresource');
     expect(h.peer.sentByApp({ method: 'CANCEL', port: 5091 })).toHaveLength(1);
-    expect(h.service.transfers.get('tr-2')?.failure?.reason).toBe('no-answer');
+    expect((await h.transfer(1)).failure?.reason).toBe('no-answer');
   });
 
   it('chains transfers: 110 → 119, then 119 → 120, each a record of its own', async () => {
     h = await startHarness();
     const call = await connectedCall();
     h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: '<sip:119@127.0.0.1:5091>' });
-    await h.peer.until(() => harness().service.states('tr-2').includes('bridged'), 3000, 'tr-2 bridged');
+    await h.untilState(1, 'bridged', 3000);
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5090 }).length === 1, 2000, '110 released');
     h.peer.referFromParty(h.peer.dialogTo(5091) ?? '', { referTo: '<sip:120@127.0.0.1>' });
-    await h.peer.until(() => harness().service.states('tr-3').includes('bridged'), 3000, 'tr-3 bridged');
+    await h.untilState(2, 'bridged', 3000);
     await h.peer.until(() => harness().peer.sentByApp({ method: 'BYE', port: 5091 }).length === 1, 2000, '119 released');
-    expect(h.service.requests.map((r) => `${r.input.from}->${r.input.to}`)).toEqual(['12345->110', '110->119', '119->120']);
-    expect(h.service.requests[2]?.input.agent.agentId).toBe('fire-desk-2');
+    expect(h.requests.map((r) => `${r.input.from}->${r.input.to}`)).toEqual(['12345->110', '110->119', '119->120']);
+    expect(h.requests[2]?.input.agent.agentId).toBe('fire-desk-2');
     expect(h.peer.sentByApp({ method: 'INVITE', port: 5080 })).toHaveLength(2);
     const invite120 = h.peer.sentByApp({ method: 'INVITE', port: 5094 })[0] ?? '';
     expect(header(invite120, 'Diversion')).toBe('<sip:119@hotline.example>;reason=deflection;counter=1');
-    expect(header(invite120, 'X-Ticket-Id')).toBe(h.service.requests[0]?.input.ticket.ticketId);
+    expect(header(invite120, 'X-Ticket-Id')).toBe(h.requests[0]?.input.ticket.ticketId);
     call.bye();
-    await h.peer.until(() => harness().service.states('tr-3').includes('completed'), 2000, 'tr-3 completed');
+    await h.untilState(2, 'completed', 2000);
+    expect((await h.trail(1)).at(-1)).toMatchObject({ event: 'party-left', to: 'completed', detail: 'target: REFER to 120' });
     expect(h.edge.liveCount()).toBe(0);
+    expect(await h.transfers.listLive()).toHaveLength(0);
   });
 
   it('refuses a REFER from the citizen\'s side with 403: only the answering desk transfers', async () => {
@@ -526,7 +583,7 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
     const call = await connectedCall();
     h.peer.referFromCitizen(call.dialogId, '<sip:119@127.0.0.1:5091>');
     await h.peer.until(() => harness().peer.sentByApp({ status: 403, port: 5080 }).length === 1, 2000, '403');
-    expect(h.service.requests).toHaveLength(1);
+    expect(h.requests).toHaveLength(1);
   });
 
   it('answers 491 to a second REFER while one is in progress', async () => {
@@ -552,7 +609,7 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
       await connectedCall();
       h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: r.referTo });
       await h.peer.until(() => harness().peer.sentByApp({ status: r.status, port: 5090 }).length === 1, 2000, `${r.status}`);
-      expect(h.service.requests).toHaveLength(1);
+      expect(h.requests).toHaveLength(1);
       expect(h.peer.sentByApp({ method: 'NOTIFY' })).toHaveLength(0);
     });
   }
@@ -571,11 +628,12 @@ describe('REFER from the agent\'s side (RFC 3515)', () => {
 describe('reconcile', () => {
   it('reports legs it no longer holds as the citizen gone, and leaves live ones alone', async () => {
     h = await startHarness();
-    const call = await connectedCall();
+    await connectedCall();
+    const live = await h.transfer(0);
     const events: unknown[] = [];
     h.edge.onEvent((e) => events.push(e));
     await h.edge.reconcile([
-      { transferId: 'tr-1', state: 'bridged', mode: 'blind', citizenLegId: call.dialogId, agentLegId: null, targetLegId: 'tr-1-leg-0' },
+      { transferId: live.id, state: live.state, mode: 'blind', citizenLegId: live.citizenLeg.legId, agentLegId: null, targetLegId: live.targetLegId },
       { transferId: 'tr-old', state: 'ringing', mode: 'blind', citizenLegId: 'gone@x;from-tag=1', agentLegId: null, targetLegId: 'l' },
     ]);
     expect(events).toEqual([{ type: 'party-left', transferId: 'tr-old', party: 'citizen', cause: 'sip leg lost (edge restarted)' }]);
@@ -588,9 +646,9 @@ describe('logs', () => {
     h.peer.party(5090, 'answer-no-ringing');
     const call = await connectedCall();
     h.peer.referFromParty(h.peer.dialogTo(5090) ?? '', { referTo: '<sip:119@127.0.0.1:5091>', referredBy: '<sip:13800138000@127.0.0.1>' });
-    await h.peer.until(() => harness().service.states('tr-2').includes('bridged'), 3000, 'bridged');
+    await h.untilState(1, 'bridged', 3000);
     call.bye();
-    await h.peer.until(() => harness().service.states('tr-2').includes('completed'), 2000, 'completed');
+    await h.untilState(1, 'completed', 2000);
     const logs = h.logLines.join('');
     expect(logs).toContain('138****8000');
     expect(logs).not.toMatch(/13800138000/);

@@ -245,3 +245,82 @@ describe('with no switch connected', () => {
     }
   });
 });
+
+describe('trunks from the switch (CallControl.trunksFor)', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness();
+  });
+  afterEach(async () => h.close());
+
+  const press = (body = transferBody()) => h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body });
+
+  it("dials the switch's own trunks for a desk, in order, instead of the directory's", async () => {
+    h.callControl.trunks = { '110': ['edge-110-a', 'edge-110-b'] };
+    h.callControl.answers.set('edge-110-a', { fail: 'busy', cause: 'USER_BUSY' });
+    const res = await press();
+    expect(res.statusCode).toBe(202);
+    const id = res.json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(id)).state).toBe('bridged');
+    expect((await h.service.get(id)).target).toEqual({ desk: '110', number: '110', trunks: ['edge-110-a', 'edge-110-b'] });
+    const trunks = h.callControl.commandsFor(id).flatMap((c) => (c.type === 'placeCall' ? [c.request.target.trunk] : []));
+    expect(trunks).toEqual(['edge-110-a', 'edge-110-b']);
+  });
+
+  it("uses the directory's trunks for a desk the switch does not name", async () => {
+    h.callControl.trunks = { '119': ['edge-119'] };
+    const id = (await press()).json().transfer.id as string;
+    expect((await h.service.get(id)).target.trunks).toEqual(['sw110', 'sw110-backup']);
+    const placed = h.callControl.commandsFor(id).find((c) => c.type === 'placeCall');
+    expect(placed?.type === 'placeCall' && placed.request.target.trunk).toBe('sw110');
+  });
+
+  it('refuses with 400 unknown_desk, naming `to`, when the switch reaches the desk through no trunk; nothing is stored or placed', async () => {
+    h.callControl.trunks = { '110': [] };
+    const body = transferBody();
+    const res = await press(body);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error).toMatchObject({ code: 'unknown_desk', details: { field: 'to' } });
+    expect(h.callControl.commands).toHaveLength(0);
+    expect(await h.tickets.get(body.ticket.ticketId)).toBeNull();
+    expect(await h.transfers.listLive()).toHaveLength(0);
+  });
+});
+
+describe('a call handed on by the desk that has it', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness();
+  });
+  afterEach(async () => h.close());
+
+  const press = (body = transferBody()) => h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body });
+
+  it('is still one transfer at a time: a bridged call is not transferred again while its transfer lives', async () => {
+    const body = transferBody();
+    const first = (await press(body)).json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(first)).state).toBe('bridged');
+    const again = await press(transferBody({ citizenLeg: body.citizenLeg, from: '110', to: '119' }));
+    expect(again.statusCode).toBe(409);
+    expect(again.json().error).toMatchObject({ code: 'call_already_transferring', details: { transferId: first } });
+  });
+
+  it('applies the switch report that ended the earlier transfer before creating the next one, even with a slow store', async () => {
+    const body = transferBody();
+    const first = (await press(body)).json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(first)).state).toBe('bridged');
+    const save = h.transfers.save.bind(h.transfers);
+    h.transfers.save = async (transfer, record) => {
+      await new Promise((r) => setTimeout(r, 50));
+      return save(transfer, record);
+    };
+    // The desk that has the call hands it on (a SIP REFER): the switch reports the first transfer's
+    // target gone, and asks for the next transfer at once.
+    h.callControl.emit({ type: 'party-left', transferId: first, party: 'target', cause: 'REFER to 119' });
+    const next = await press(transferBody({ citizenLeg: body.citizenLeg, from: '110', to: '119' }));
+    expect(next.statusCode).toBe(202);
+    expect(await h.service.get(first)).toMatchObject({ state: 'completed', endedBy: 'target' });
+    expect((await h.transfers.auditTrail(first)).at(-1)).toMatchObject({ event: 'party-left', to: 'completed', detail: 'target: REFER to 119' });
+    await expect.poll(async () => (await h.service.get(next.json().transfer.id as string)).state).toBe('bridged');
+  });
+});

@@ -1,5 +1,7 @@
 // Every invalid field of a transfer request gets a 400 that names it; nothing half-made is left.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppError } from '../../src/errors.js';
+import { parseTransferRequest } from '../../src/transfer/transfer-request.js';
 import { auth, startHarness, transferBody, type Harness } from '../support/harness.js';
 
 let h: Harness;
@@ -20,8 +22,7 @@ function withField(path: string, value: unknown): Record<string, unknown> {
   return body;
 }
 
-describe('a transfer request with a bad field', () => {
-  it.each([
+const BAD_FIELDS: [string, unknown][] = [
     ['citizenLeg', undefined],
     ['citizenLeg.legId', undefined],
     ['citizenLeg.legId', ''],
@@ -58,7 +59,10 @@ describe('a transfer request with a bad field', () => {
     ['ticket.callerName', ''],
     ['ticket.idCard', '450300199001011234'],
     ['unexpected', true],
-  ])('%s = %j is a 400 naming %s', async (field, value) => {
+];
+
+describe('a transfer request with a bad field', () => {
+  it.each(BAD_FIELDS)('%s = %j is a 400 naming %s', async (field, value) => {
     const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: withField(field, value) });
     expect(res.statusCode).toBe(400);
     const { error } = res.json();
@@ -143,5 +147,41 @@ describe('a transfer request with a bad field', () => {
     const unknown = await h.app.inject({ method: 'GET', url: '/v1/transfers/2b0f8f4e-5d7c-4d0e-9a54-0a9f7c1d2e3f', headers: auth('supervisor') });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().error.code).toBe('transfer_not_found');
+  });
+});
+
+describe('the same request given to TransferService.submit (the SIP edge\'s way in)', () => {
+  it.each(BAD_FIELDS)('%s = %j is invalid_request naming %s', async (field, value) => {
+    const err = await h.service.submit(withField(field, value) as never, { idempotencyKey: null, principal: 'test' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(AppError);
+    // Unlike the HTTP route's validator, parseTransferRequest names an unknown key itself.
+    expect(err).toMatchObject({ code: 'invalid_request', status: 400, details: { field } });
+    expect((err as AppError).message).toContain(field);
+  });
+
+  it('a value that is not an object names the request', () => {
+    expect(() => parseTransferRequest('13800138000')).toThrow(expect.objectContaining({ code: 'invalid_request', details: { field: 'request' } }));
+  });
+
+  it('left nothing behind either', async () => {
+    expect(h.callControl.commands).toEqual([]);
+    expect(await h.transfers.listLive()).toEqual([]);
+  });
+
+  it('a valid raw request is parsed (number normalised, defaults filled in) and transferred', async () => {
+    const { mode: _mode, priority: _priority, ...body } = transferBody({ callerNumber: '+86 138 0013 8000' });
+    const { transfer, replay } = await h.service.submit(body, { idempotencyKey: null, principal: 'test' });
+    expect(replay).toBe(false);
+    expect(transfer).toMatchObject({
+      mode: 'blind',
+      priority: 'normal',
+      firstReceiver: '12345',
+      presentedCallerId: { kind: 'number', national: '13800138000', type: 'mobile' },
+      citizenLeg: { switchId: 'test-switch', legId: body.citizenLeg.legId },
+    });
+    expect((await h.transfers.auditTrail(transfer.id))[0]).toMatchObject({ event: 'created', detail: 'by test' });
   });
 });

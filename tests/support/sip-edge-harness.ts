@@ -1,21 +1,72 @@
 // Starts the drachtio test peer, the real DrachtioCallControl (drachtio-srf inside) connected to it, and
-// the fake transfer service that drives it; captures log lines for the "no whole numbers" check.
+// the real TransferService on the in-memory stores driving it, as main.ts wires them; captures log lines
+// (the edge's and the service's) for the "no whole numbers" check. A thin wrapper around `submit` records
+// what the edge asked for and what it got, so tests can find the (UUID) transfer ids.
 import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { MemoryEventBus } from '../../src/adapters/memory/memory-event-bus.js';
+import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memory/memory-stores.js';
 import { DrachtioCallControl } from '../../src/adapters/sip/drachtio-call-control.js';
-import { SipEdgeConfigSchema, trunkNamesFor, type SipEdgeConfig } from '../../src/adapters/sip/sip-edge-config.js';
+import { SipEdgeConfigSchema, type SipEdgeConfig } from '../../src/adapters/sip/sip-edge-config.js';
 import { deskNumber } from '../../src/adapters/sip/sip-policy.js';
+import type { TransferRequester } from '../../src/adapters/sip/transfer-requester.js';
+import type { TicketStub } from '../../src/domain/ticket-stub.js';
+import type { Transfer } from '../../src/domain/transfer.js';
+import type { TicketStore, TransitionRecord } from '../../src/ports.js';
+import type { TransferRequestInput } from '../../src/transfer/transfer-request.js';
+import { TransferService, type DeskDirectory, type RequestOptions } from '../../src/transfer/transfer-service.js';
 import { DrachtioPeer, type DrachtioPeerOptions } from './drachtio-peer.js';
-import { FakeTransferService } from './fake-transfer-service.js';
+
+/** One `submit` the edge made, and its outcome once it has one. */
+export interface Submitted {
+  readonly input: TransferRequestInput;
+  readonly idempotencyKey: string | null;
+  readonly principal: string;
+  result: { transfer: Transfer; replay: boolean } | null;
+  error: unknown;
+}
 
 export interface Harness {
   readonly peer: DrachtioPeer;
   readonly edge: DrachtioCallControl;
-  readonly service: FakeTransferService;
+  readonly service: TransferService;
+  readonly transfers: MemoryTransferStore;
+  readonly tickets: OutageTicketStore;
   readonly config: SipEdgeConfig;
   readonly logLines: string[];
+  /** Every `submit` the edge made, in order. */
+  readonly requests: Submitted[];
+  /** The next `submit` throws this before reaching the service. */
+  failNextSubmit(err: Error): void;
+  /** The id of the transfer the n-th submit made (waits for the submit to resolve). */
+  transferId(n: number, timeoutMs?: number): Promise<string>;
+  /** The transfer the n-th submit made, as the service reports it now. */
+  transfer(n: number): Promise<Transfer>;
+  /** The transfer's audit trail from the store: every transition, oldest first. */
+  trail(n: number): Promise<TransitionRecord[]>;
+  /** The states the transfer went through, from its audit trail. */
+  states(n: number): Promise<string[]>;
+  /** Waits until the n-th submit's transfer has passed through `state`. */
+  untilState(n: number, state: string, timeoutMs?: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The in-memory ticket store, with a switch to make it fail the way an unreachable store does. */
+export class OutageTicketStore implements TicketStore {
+  down = false;
+  readonly inner: MemoryTicketStore;
+  constructor(clock: { now(): Date }) {
+    this.inner = new MemoryTicketStore(clock);
+  }
+  async put(stub: TicketStub, ttlSeconds: number): Promise<void> {
+    if (this.down) throw new Error('connect ECONNREFUSED (test outage)');
+    return this.inner.put(stub, ttlSeconds);
+  }
+  async get(ticketId: string): Promise<TicketStub | null> {
+    if (this.down) throw new Error('connect ECONNREFUSED (test outage)');
+    return this.inner.get(ticketId);
+  }
 }
 
 export function edgeConfig(port: number, overrides: Record<string, unknown> = {}): SipEdgeConfig {
@@ -44,6 +95,15 @@ export function edgeConfig(port: number, overrides: Record<string, unknown> = {}
   });
 }
 
+/**
+ * The service's desk directory (config.desks in main.ts). Its trunks are another switch's gateway names,
+ * which the edge does not have: every call placed here only connects if the service dialled the edge's
+ * own trunks (CallControl.trunksFor).
+ */
+function directoryFor(config: SipEdgeConfig): DeskDirectory {
+  return Object.fromEntries(Object.keys(config.desks).map((desk) => [desk, { number: deskNumber(config, desk), trunks: [`fs-gw-${desk}`] }]));
+}
+
 export async function startHarness(
   options: { peer?: DrachtioPeerOptions; answerTimeoutSeconds?: number; config?: Record<string, unknown> } = {},
 ): Promise<Harness> {
@@ -57,24 +117,90 @@ export async function startHarness(
     },
   });
   const logger = pino({ level: 'debug' }, sink);
-  const edge = new DrachtioCallControl({ config, ids: { uuid: () => randomUUID() }, logger, desk: '12345' });
-  const service = new FakeTransferService(
-    edge,
-    { number: (desk) => deskNumber(config, desk), trunks: (desk) => trunkNamesFor(config, desk) },
-    { answerTimeoutSeconds: options.answerTimeoutSeconds ?? 30 },
-  );
-  edge.attach(service);
+  const ids = { uuid: () => randomUUID() };
+  const clock = { now: () => new Date() };
+  const tickets = new OutageTicketStore(clock);
+  const transfers = new MemoryTransferStore();
+  const bus = new MemoryEventBus();
+  const edge = new DrachtioCallControl({ config, ids, logger, desk: '12345' });
+  const service = new TransferService({
+    tickets,
+    transfers,
+    bus,
+    clock,
+    ids,
+    logger,
+    desks: directoryFor(config),
+    settings: {
+      ticketTtlSeconds: 3600,
+      answerTimeoutSeconds: options.answerTimeoutSeconds ?? 30,
+      publicBaseUrl: 'https://hotline.invalid',
+      deferredWriteRetryMs: 100,
+      answerGuardGraceMs: 5000,
+    },
+  });
+  service.attachSwitch(edge);
+
+  const requests: Submitted[] = [];
+  let failNext: Error | null = null;
+  const recorder: TransferRequester = {
+    async submit(input: TransferRequestInput, opts: RequestOptions) {
+      const entry: Submitted = { input, idempotencyKey: opts.idempotencyKey, principal: opts.principal, result: null, error: undefined };
+      requests.push(entry);
+      try {
+        if (failNext) {
+          const err = failNext;
+          failNext = null;
+          throw err;
+        }
+        entry.result = await service.submit(input, opts);
+        return entry.result;
+      } catch (err) {
+        entry.error = err;
+        throw err;
+      }
+    },
+  };
+  edge.attach(recorder);
   edge.start();
   await peer.connected();
   await peer.until(() => edge.status().state === 'connected', 2000, 'edge connected');
+
+  const transferId = async (n: number, timeoutMs = 3000) => {
+    await peer.until(() => requests[n]?.result != null || requests[n]?.error !== undefined, timeoutMs, `submit ${n} to resolve`);
+    const id = requests[n]?.result?.transfer.id;
+    if (id === undefined) throw new Error(`submit ${n} failed: ${String(requests[n]?.error)}`);
+    return id;
+  };
+  const states = async (n: number) => (await transfers.auditTrail(await transferId(n))).map((r) => r.to);
   return {
     peer,
     edge,
     service,
+    transfers,
+    tickets,
     config,
     logLines,
+    requests,
+    failNextSubmit(err: Error) {
+      failNext = err;
+    },
+    transferId,
+    transfer: async (n) => service.get(await transferId(n)),
+    trail: async (n) => transfers.auditTrail(await transferId(n)),
+    states,
+    async untilState(n, state, timeoutMs = 2000) {
+      const deadline = Date.now() + timeoutMs;
+      const id = await transferId(n, timeoutMs);
+      while (!(await transfers.auditTrail(id)).some((r) => r.to === state)) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for transfer ${n} to be ${state}: ${(await states(n)).join(' → ')}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
     async stop() {
       await edge.close();
+      await service.close();
+      await bus.close();
       await peer.stop();
     },
   };

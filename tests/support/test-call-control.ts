@@ -28,6 +28,8 @@ export class TestCallControl implements CallControl {
   placeCallError: (Error & { failure?: TargetFailure }) | null = null;
   /** Runs as the command arrives, before the far side does anything: what a switch would see then. */
   onPlaceCall: ((request: PlaceCallRequest) => Promise<void>) | null = null;
+  /** The switch's own trunk names per desk (as the SIP edge has); a desk not listed uses the directory's. */
+  trunks: Readonly<Record<string, readonly string[]>> | null = null;
 
   constructor(
     readonly switchId = 'test-switch',
@@ -41,6 +43,10 @@ export class TestCallControl implements CallControl {
   setState(state: SwitchStatus['state']): void {
     this.state = state;
     this.emitter.emit('status', this.status());
+  }
+
+  trunksFor(desk: string): readonly string[] | undefined {
+    return this.trunks?.[desk];
   }
 
   async placeCall(request: PlaceCallRequest): Promise<void> {

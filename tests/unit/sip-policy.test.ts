@@ -13,12 +13,14 @@ import {
   priorityOf,
   referTarget,
   referredByOf,
+  serviceLegId,
   targetUri,
   ticketIdFromUserToUser,
   ticketIdOf,
   userToUser,
   wantsPrivacy,
 } from '../../src/adapters/sip/sip-policy.js';
+import { LegIdSchema, parseTransferRequest } from '../../src/transfer/transfer-request.js';
 import { INVITE, withHeader } from './sip-test-data.js';
 
 const config: SipEdgeConfig = SipEdgeConfigSchema.parse({
@@ -191,6 +193,18 @@ describe('the transfer request built from a trunk INVITE', () => {
     expect(r.ticket).toMatchObject({ divisionCode: '320000', categoryCode: 'C01', location: 'Qixing district', urgency: 'normal', summary: 'Call transferred from desk 12345' });
     expect(r.priority).toBe('normal');
   });
+  it('falls back to the peer\'s division and category when the header holds one the transfer service would refuse', () => {
+    const r = build(withHeader('X-Category-Code', '-C', withHeader('X-Division-Code', '000000')));
+    expect(r.ticket).toMatchObject({ divisionCode: '450300', categoryCode: 'C01' });
+  });
+  it('is a request the transfer service parses, with the citizen number normalised', () => {
+    for (const raw of [INVITE, withHeader('X-Division-Code', '320000', withHeader('Priority', null)), withHeader('Subject', null)]) {
+      for (const peer of [trusted, untrusted]) {
+        const parsed = parseTransferRequest(build(raw, peer));
+        expect(parsed.callerNumber).toEqual(peer.trusted ? { kind: 'number', national: '13800138000', type: 'mobile' } : { kind: 'withheld' });
+      }
+    }
+  });
   it('from an untrusted peer: no number and no caller name', () => {
     const r = build(INVITE, untrusted);
     expect(r.callerNumber).toBeNull();
@@ -284,5 +298,29 @@ describe('headers of the new leg', () => {
     expect(targetUri(findTrunk(config, '110-a')!, '110')).toBe('sip:110@10.1.0.1:5060');
     expect(targetUri(findTrunk(config, '110-b')!, '110')).toBe('sip:110@10.1.0.2:5070;transport=tcp');
     expect(targetUri({ name: 't', host: 'h', port: 5061, transport: 'tls', trustDomain: true }, '119')).toBe('sips:119@h:5061;transport=tls');
+  });
+});
+
+describe('serviceLegId: a SIP dialog as a leg id the transfer service accepts', () => {
+  it('is <Call-ID>:<tag> when that fits the service\'s alphabet', () => {
+    expect(serviceLegId('4821-a1b2c3@127.0.0.1;from-tag=Kp9.x_-1')).toBe('4821-a1b2c3@127.0.0.1:Kp9.x_-1');
+  });
+  it.each([
+    'a%2Fb!c@pbx;from-tag=1',
+    'callid@pbx;from-tag=t!x',
+    'callid@pbx;from-tag=a:b',
+    `${'x'.repeat(200)};from-tag=1`,
+    '_leading@pbx;from-tag=1',
+    'no-tag-at-all',
+    '{weird}"id"/[x]?<y>;from-tag=+`\'~*%',
+  ])('is sip-<40 hex> otherwise (%s), and always parses', (dialog) => {
+    const id = serviceLegId(dialog);
+    expect(id).toMatch(/^sip-[0-9a-f]{40}$/);
+    expect(LegIdSchema.safeParse(id).success).toBe(true);
+    expect(serviceLegId(dialog)).toBe(id);
+  });
+  it('keeps different dialogs apart', () => {
+    const dialogs = ['a:b;from-tag=c', 'a;from-tag=b:c', 'a;from-tag=b', 'a:b', 'a!;from-tag=b', 'a!;from-tag=c'];
+    expect(new Set(dialogs.map(serviceLegId)).size).toBe(dialogs.length);
   });
 });

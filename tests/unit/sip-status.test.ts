@@ -1,3 +1,4 @@
+import { AppError, type ErrorCode } from '../../src/errors.js';
 import { describe, expect, it } from 'vitest';
 import { FAILURE_REASONS_FOR_TEST } from './sip-test-data.js';
 import {
@@ -132,19 +133,43 @@ describe('REFER progress (RFC 3515, sipfrag RFC 3420)', () => {
 });
 
 describe('refusalFor: the SIP answer when the transfer service throws', () => {
-  it('a client error of the service is a 403 naming its code', async () => {
+  const refuse = async (code: ErrorCode, method?: 'INVITE' | 'REFER', details?: Record<string, unknown>) => {
     const { refusalFor } = await import('../../src/adapters/sip/drachtio-call-control.js');
-    expect(refusalFor(Object.assign(new Error('no'), { statusCode: 422, code: 'ROUTE_NOT_ALLOWED' }))).toEqual({
-      status: 403,
-      reason: 'Forbidden',
-      warning: 'transfer refused (ROUTE_NOT_ALLOWED)',
-    });
-    expect(refusalFor(Object.assign(new Error('x'), { statusCode: 409, code: 'has spaces' })).warning).toBe('transfer refused');
+    return refusalFor(new AppError(code, 'x', details), method);
+  };
+  it.each([
+    ['store_unavailable', 503],
+    ['switch_unavailable', 503],
+    ['shutting_down', 503],
+    ['unknown_switch', 503],
+    ['internal_error', 503],
+    ['invalid_request', 400],
+    ['unknown_desk', 404],
+    ['call_already_transferring', 482],
+    ['idempotency_key_reused', 482],
+    ['same_desk', 403],
+    ['forbidden', 403],
+  ] as const)('%s to an INVITE is %i', async (code, status) => {
+    const r = await refuse(code, 'INVITE');
+    expect(r.status).toBe(status);
+    expect(r.warning).toContain(code === 'invalid_request' ? 'refused the request' : code);
   });
-  it('anything else is a 503', async () => {
+  it('a call already in a transfer is 491 to a REFER, as a second REFER while one runs', async () => {
+    expect(await refuse('call_already_transferring', 'REFER')).toMatchObject({ status: 491, reason: 'Request Pending' });
+    expect((await refuse('store_unavailable', 'REFER')).status).toBe(503);
+  });
+  it('a client error of the service is a 403 naming its code', async () => {
+    expect(await refuse('same_desk')).toEqual({ status: 403, reason: 'Forbidden', warning: 'transfer refused (same_desk)' });
+  });
+  it('an invalid request names its field in the Warning, when the field is plain', async () => {
+    expect((await refuse('invalid_request', 'INVITE', { field: 'ticket.summary' })).warning).toBe('the transfer service refused the request (ticket.summary)');
+    expect((await refuse('invalid_request', 'INVITE', { field: 'a"b' })).warning).toBe('the transfer service refused the request');
+  });
+  it('anything that is not an AppError is a 503', async () => {
     const { refusalFor } = await import('../../src/adapters/sip/drachtio-call-control.js');
     expect(refusalFor(new Error('redis down')).status).toBe(503);
-    expect(refusalFor(Object.assign(new Error('x'), { statusCode: 500, code: 'STORE_DOWN' })).warning).toBe('the transfer could not be started (STORE_DOWN)');
+    expect(refusalFor(Object.assign(new Error('x'), { statusCode: 422, code: 'ROUTE_NOT_ALLOWED' })).status).toBe(503);
+    expect(refusalFor(Object.assign(new Error('x'), { code: 'has spaces' })).warning).toBe('the transfer could not be started');
     expect(refusalFor('weird').status).toBe(503);
   });
 });

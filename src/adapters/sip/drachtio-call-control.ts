@@ -11,6 +11,7 @@
 // The SIP decisions (trust, identity, headers, targets, status mapping) live in sip-policy.ts,
 // sip-message.ts and sip-status.ts; this file only applies them.
 import type { Logger } from 'pino';
+import { AppError } from '../../errors.js';
 import { maskNumber, normaliseCallerNumber, type CallerId } from '../../domain/phone-number.js';
 import type { DeskId } from '../../domain/ticket-stub.js';
 import type { FailureReason, Priority, TargetFailure } from '../../domain/transfer.js';
@@ -23,8 +24,9 @@ import type {
   PlaceCallRequest,
   SwitchStatus,
 } from '../../ports.js';
+import type { TransferRequestInput } from '../../transfer/transfer-request.js';
 import { DrachtioConnection } from './drachtio-connection.js';
-import { findTrunk, type Peer, type SipEdgeConfig } from './sip-edge-config.js';
+import { findTrunk, trunkNamesFor, type Peer, type SipEdgeConfig } from './sip-edge-config.js';
 import { checkOffer, headerValues, validateRequest, type SipRejection } from './sip-message.js';
 import {
   citizenIdentity,
@@ -36,13 +38,14 @@ import {
   priorityOf,
   referTarget,
   referredByOf,
+  serviceLegId,
   targetUri,
   ticketIdOf,
   wantsPrivacy,
 } from './sip-policy.js';
 import { failureForStatus, reasonPhrase, referNotify, statusForFailure } from './sip-status.js';
 import type { B2buaOptions, SipErrorShape, SrfDialog, SrfLike, SrfMessage, SrfRequest, SrfResponse } from './srf-shapes.js';
-import type { TransferRequest, TransferRequester } from './transfer-requester.js';
+import type { TransferRequester } from './transfer-requester.js';
 
 export class SipEdgeError extends Error {
   constructor(
@@ -56,7 +59,7 @@ export class SipEdgeError extends Error {
 
 export interface DrachtioCallControlDeps {
   readonly config: SipEdgeConfig;
-  /** The transfer service (its `request`); set later with `attach` when built after the edge. */
+  /** The transfer service (its `submit`); set later with `attach` when built after the edge. */
   readonly transfers?: TransferRequester;
   readonly ids: IdSource;
   readonly logger: Logger;
@@ -87,7 +90,7 @@ interface CallContext {
   readonly maxForwards?: number;
   /** The caller asked for Privacy: id (RFC 3323). */
   readonly privacy: boolean;
-  readonly ticket: TransferRequest['ticket'];
+  readonly ticket: TransferRequestInput['ticket'];
   readonly priority: Priority;
   readonly firstReceiver: DeskId;
 }
@@ -138,16 +141,51 @@ interface Call {
 const AGENT_ID = /^[0-9A-Za-z_-]{1,32}$/;
 
 /**
- * The SIP answer when the transfer service throws: its client errors (a 4xx statusCode, e.g. a routing
- * rule refusing the transfer) are a refusal, 403 with the error's code; anything else is 503.
+ * The SIP answer when the transfer service refuses (it throws an AppError with a stable code):
+ * - `store_unavailable`, `switch_unavailable`, `shutting_down`, `unknown_switch` (the edge not registered
+ *   with the service): 503 — nothing was signalled, the PBX may retry or route the call another way;
+ * - `invalid_request`: 400 — the request built from this SIP message is one the service cannot take;
+ *   the Warning names the field;
+ * - `unknown_desk`: 404, as for a Request-URI that names no desk;
+ * - `call_already_transferring`, `idempotency_key_reused`: the call is already in a transfer — to an
+ *   INVITE 482 Loop Detected (the edge's own answer to the same INVITE twice), to a REFER 491 Request
+ *   Pending (its own answer to a second REFER while one runs);
+ * - any other client error of the service (`same_desk`, `forbidden`, a routing rule): 403 naming the code;
+ * - anything else (a server error, something not an AppError): 503.
  */
-export function refusalFor(err: unknown): SipRejection {
-  const e = err as { statusCode?: unknown; code?: unknown };
-  const code = typeof e.code === 'string' && /^[A-Z0-9_]{1,64}$/.test(e.code) ? e.code : null;
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return { status: 403, reason: 'Forbidden', warning: `transfer refused${code ? ` (${code})` : ''}` };
+export function refusalFor(err: unknown, method: 'INVITE' | 'REFER' = 'INVITE'): SipRejection {
+  const e = err as { status?: unknown; code?: unknown; details?: { field?: unknown } };
+  const code = typeof e.code === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(e.code) ? e.code : null;
+  const status = err instanceof AppError ? err.status : null;
+  const unavailable = (): SipRejection => ({
+    status: 503,
+    reason: 'Service Unavailable',
+    warning: `the transfer could not be started${code ? ` (${code})` : ''}`,
+  });
+  if (status === null) return unavailable();
+  switch (code) {
+    case 'store_unavailable':
+    case 'switch_unavailable':
+    case 'shutting_down':
+    case 'unknown_switch':
+      return unavailable();
+    case 'invalid_request': {
+      const field = typeof e.details?.field === 'string' && /^[A-Za-z0-9_.-]{1,64}$/.test(e.details.field) ? e.details.field : null;
+      return { status: 400, reason: 'Bad Request', warning: `the transfer service refused the request${field ? ` (${field})` : ''}` };
+    }
+    case 'unknown_desk':
+      return { status: 404, reason: 'Not Found', warning: 'the transfer service does not know the desk (unknown_desk)' };
+    case 'call_already_transferring':
+    case 'idempotency_key_reused':
+      return method === 'INVITE'
+        ? { status: 482, reason: 'Loop Detected', warning: `this call is already being transferred (${code})` }
+        : { status: 491, reason: 'Request Pending', warning: `this call is already being transferred (${code})` };
+    default:
+      if (status >= 400 && status < 500) {
+        return { status: 403, reason: 'Forbidden', warning: `transfer refused${code ? ` (${code})` : ''}` };
+      }
+      return unavailable();
   }
-  return { status: 503, reason: 'Service Unavailable', warning: `the transfer could not be started${code ? ` (${code})` : ''}` };
 }
 
 /** A URI user for a log line: a phone number masked, a short extension or desk number as is. */
@@ -260,6 +298,11 @@ export class DrachtioCallControl implements CallControl {
   }
 
   // ------------------------------------------------------------ CallControl commands
+
+  /** The edge dials only its own trunks: a desk it has none for cannot be reached through it ([]). */
+  trunksFor(desk: DeskId): readonly string[] {
+    return trunkNamesFor(this.config, desk);
+  }
 
   async placeCall(request: PlaceCallRequest): Promise<void> {
     const trunk = findTrunk(this.config, request.target.trunk);
@@ -543,7 +586,8 @@ export class DrachtioCallControl implements CallControl {
     }
     // A leg of an established call: a B2BUA cannot leave the other side hanging, so the call ends.
     const call = this.calls.get(leg.legId) ?? this.callsByDialog.get(leg.legId);
-    if (call && (call.citizen.id === leg.legId || call.agentSide.id === leg.legId)) await this.endCall(call);
+    const names = (d: SrfDialog) => d.id === leg.legId || serviceLegId(d.id) === leg.legId;
+    if (call && (call.citizenLegId === leg.legId || names(call.citizen) || names(call.agentSide))) await this.endCall(call);
   }
 
   /** Ends a call from our side (no 'destroy' event fires for our own BYEs). */
@@ -626,7 +670,9 @@ export class DrachtioCallControl implements CallControl {
     }
     const fromTag = request.from.params['tag'];
     if (!fromTag) return this.reject(res, { status: 400, reason: 'Bad Request', warning: 'From has no tag' }, req);
-    const citizenLegId = `${request.callId};from-tag=${fromTag}`;
+    // The dialog as srf names it, and as the transfer service's leg id alphabet allows.
+    const dialogKey = `${request.callId};from-tag=${fromTag}`;
+    const citizenLegId = serviceLegId(dialogKey);
     if (this.inbound.has(citizenLegId) || this.calls.has(citizenLegId)) {
       return this.reject(res, { status: 482, reason: 'Loop Detected', warning: 'this call is already being transferred' }, req);
     }
@@ -656,7 +702,7 @@ export class DrachtioCallControl implements CallControl {
         privacy: peer.trusted && wantsPrivacy(request),
         maxForwards: nextMaxForwards(request),
         ticket: input.ticket,
-        priority: input.priority,
+        priority: input.priority ?? 'normal',
         firstReceiver: peer.desk,
       },
       transferId: null,
@@ -681,10 +727,10 @@ export class DrachtioCallControl implements CallControl {
       this.dropAttemptsOf(inbound);
     });
 
-    let result: Awaited<ReturnType<TransferRequester['request']>>;
+    let result: Awaited<ReturnType<TransferRequester['submit']>>;
     try {
-      result = await this.transfers.request(input, {
-        idempotencyKey: `sip-invite:${citizenLegId}`,
+      result = await this.transfers.submit(input, {
+        idempotencyKey: `sip-invite:${dialogKey}`,
         principal: `sip-peer:${peer.name}`,
       });
     } catch (err) {
@@ -692,7 +738,7 @@ export class DrachtioCallControl implements CallControl {
       log.warn({ err }, 'transfer service refused the trunk transfer');
       if (!inbound.responded) {
         inbound.responded = true;
-        this.reject(res, refusalFor(err));
+        this.reject(res, refusalFor(err, 'INVITE'));
       }
       return;
     }
@@ -833,9 +879,9 @@ export class DrachtioCallControl implements CallControl {
     call.log.info({ from: call.agentDesk, to: target.desk, referredBy: maskUser(referredBy.user) }, 'REFER accepted');
 
     const agentId = call.agentId;
-    const input: TransferRequest = {
+    const input: TransferRequestInput = {
       citizenLeg: { switchId: this.switchId, legId: call.citizenLegId },
-      agent: { agentId, seatId: agentId, legId: call.agentSide.id },
+      agent: { agentId, seatId: agentId, legId: serviceLegId(call.agentSide.id) },
       from: call.agentDesk,
       to: target.desk,
       mode: 'blind',
@@ -861,8 +907,12 @@ export class DrachtioCallControl implements CallControl {
         void this.finishReferFailure(call, 408);
       }
     }, this.config.limits.referTimeoutSeconds * 1000);
+    // The desk that has the call hands it on: for the transfer that brought the call here, its target has
+    // left (that transfer completes). This also frees the call for the next transfer: the service allows
+    // one transfer of a call at a time, and applies this report before it creates the next one.
+    this.emit({ type: 'party-left', transferId: call.transferId, party: 'target', cause: `REFER to ${target.desk}` });
     try {
-      const result = await this.transfers.request(input, {
+      const result = await this.transfers.submit(input, {
         idempotencyKey: `sip-refer:${dialog.id}:${headerValues(validated.request.headers, 'cseq')[0] ?? ''}`,
         principal: `sip-agent:${agentId}`,
       });
@@ -872,7 +922,7 @@ export class DrachtioCallControl implements CallControl {
       }
     } catch (err) {
       call.log.warn({ err }, 'transfer service refused the REFER');
-      await this.finishReferFailure(call, refusalFor(err).status);
+      await this.finishReferFailure(call, refusalFor(err, 'REFER').status);
     }
   }
 

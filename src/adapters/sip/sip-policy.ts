@@ -2,12 +2,13 @@
 // Request-URI or Refer-To means, and which headers the new leg carries (identity, RFC 5806 Diversion /
 // RFC 7044 History-Info, RFC 3892 Referred-By, the ticket's id in X-Ticket-Id / RFC 7433 User-to-User /
 // Call-Info). No I/O; the drachtio adapter applies the results.
+import { createHash } from 'node:crypto';
 import { normaliseCallerNumber, type CallerId } from '../../domain/phone-number.js';
-import { TicketIdSchema, type DeskId } from '../../domain/ticket-stub.js';
+import { CategoryCodeSchema, DivisionCodeSchema, TicketIdSchema, type DeskId } from '../../domain/ticket-stub.js';
 import type { Priority } from '../../domain/transfer.js';
+import { LegIdSchema, type TransferRequestInput } from '../../transfer/transfer-request.js';
 import type { Peer, SipEdgeConfig, Trunk } from './sip-edge-config.js';
 import { headerValues, parseNameAddr, parseUri, type SipRejection, type SipUri, type ValidatedRequest } from './sip-message.js';
-import type { TransferRequest } from './transfer-requester.js';
 
 // ---------------------------------------------------------------- peers and trust
 
@@ -142,8 +143,26 @@ export function referTarget(config: SipEdgeConfig, referTo: string, referrerDesk
 // ---------------------------------------------------------------- the request for the transfer service
 
 const AGENT_ID = /^[0-9A-Za-z_-]{1,32}$/;
-const DIVISION = /^\d{6}$/;
-const CATEGORY = /^[0-9A-Za-z][0-9A-Za-z.-]{0,31}$/;
+/** What the transfer service accepts as a tag in a leg id: no ':' (the separator) and no '@'. */
+const SAFE_TAG = /^[0-9A-Za-z._-]+$/;
+
+/**
+ * The id a SIP dialog (`<Call-ID>;from-tag=<tag>`, srf's form) has in the transfer service. The service's
+ * leg ids are `[0-9A-Za-z][0-9A-Za-z@._:-]{0,127}` (they travel in switch commands and headers) while a
+ * Call-ID may hold most token characters, so: `<Call-ID>:<tag>` when that fits, else `sip-` and 40 hex
+ * digits of its SHA-256. Deterministic and one-to-one in practice (the readable form always has a ':',
+ * the hashed one never), so the same dialog is always the same leg.
+ */
+export function serviceLegId(dialogId: string): string {
+  const at = dialogId.lastIndexOf(';from-tag=');
+  if (at > 0) {
+    const callId = dialogId.slice(0, at);
+    const tag = dialogId.slice(at + ';from-tag='.length);
+    const readable = `${callId}:${tag}`;
+    if (SAFE_TAG.test(tag) && LegIdSchema.safeParse(readable).success) return readable;
+  }
+  return `sip-${createHash('sha256').update(dialogId, 'utf8').digest('hex').slice(0, 40)}`;
+}
 
 /** The Max-Forwards for the re-originated INVITE: the caller's less one (RFC 3261 §16.6 step 3), 70 if absent. */
 export function nextMaxForwards(request: ValidatedRequest): number {
@@ -184,7 +203,7 @@ export function inboundTransferRequest(args: {
   readonly citizenLegId: string;
   readonly ticketId: string;
   readonly callerId: CallerId;
-}): TransferRequest {
+}): TransferRequestInput {
   const { request, peer } = args;
   const header = (name: string) => headerValues(request.headers, name)[0];
   const agentId = header('x-agent-id');
@@ -210,8 +229,9 @@ export function inboundTransferRequest(args: {
     ticket: {
       ticketId: args.ticketId,
       kind: peer.desk === '110' ? 'incident' : 'work-order',
-      categoryCode: category !== undefined && CATEGORY.test(category) ? category : peer.categoryCode,
-      divisionCode: division !== undefined && DIVISION.test(division) ? division : peer.divisionCode,
+      // Only values the transfer service accepts; anything else falls back to the peer's configuration.
+      categoryCode: category !== undefined && CategoryCodeSchema.safeParse(category).success ? category : peer.categoryCode,
+      divisionCode: division !== undefined && DivisionCodeSchema.safeParse(division).success ? division : peer.divisionCode,
       summary: clean(header('subject'), 1000) ?? `Call transferred from desk ${peer.desk}`,
       ...(location === undefined ? {} : { location }),
       urgency: priority === 'emergency' ? 'emergency' : 'normal',
