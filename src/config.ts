@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { FreeswitchInstancesSchema } from './adapters/freeswitch/config.js';
+import { SipEdgeConfigSchema } from './adapters/sip/sip-edge-config.js';
 import { DeskIdSchema } from './domain/ticket-stub.js';
 
 export const ROLES = ['agent', 'seat', 'supervisor', 'pbx'] as const;
@@ -89,6 +90,8 @@ export const ConfigSchema = z
     desks: z.record(DeskIdSchema, DeskConfigSchema).refine((d) => Object.keys(d).length >= 2, 'at least two desks'),
     /** One entry per FreeSWITCH instance this service drives over the Event Socket (issue 3). */
     freeswitch: FreeswitchInstancesSchema,
+    /** The SIP edge on drachtio (issue 4), or null for none. */
+    sip: SipEdgeConfigSchema.nullable(),
     auth: z
       .object({
         /** The sample keys in config/default.json; refused when NODE_ENV is production. */
@@ -194,6 +197,8 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Json {
   // FREESWITCH_INSTANCES='[{"switchId":"fs-a","desk":"12345","password":"…"}]' replaces the list, so
   // Event Socket passwords can stay out of files.
   if (env.FREESWITCH_INSTANCES !== undefined) out.freeswitch = parseJsonList(env.FREESWITCH_INSTANCES, 'FREESWITCH_INSTANCES');
+  // SIP_EDGE='{"drachtio":{"secret":"…"},"desks":{…}}' replaces the sip section (its secret stays out of files).
+  if (env.SIP_EDGE !== undefined) out.sip = parseJsonList(env.SIP_EDGE, 'SIP_EDGE');
   if (env.FEED_ALLOWED_ORIGINS !== undefined) {
     out.feed = { allowedOrigins: env.FEED_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean) };
   }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createEslCallControls } from './adapters/freeswitch/config.js';
+import { DrachtioCallControl } from './adapters/sip/drachtio-call-control.js';
 import { MemoryEventBus } from './adapters/memory/memory-event-bus.js';
 import { MemoryTicketStore, MemoryTransferStore } from './adapters/memory/memory-stores.js';
 import { redisKeys } from './adapters/redis/keys.js';
@@ -106,13 +107,20 @@ function buildStores(config: Config): Stores {
   };
 }
 
-/** Call-control drivers named in config. The FreeSWITCH and SIP drivers register here. */
-function buildSwitches(config: Config, logger: Logger): CallControl[] {
-  // One Event Socket driver per FreeSWITCH instance; each connects (and reconnects) on its own, and
-  // its state shows in /health/ready and on the feed through the service's onStatus subscription.
+/**
+ * Call-control drivers named in config, attached to the service before they connect: one Event Socket
+ * driver per FreeSWITCH instance, and the SIP edge, which also submits the transfers its INVITEs and
+ * REFERs ask for. Each connects and reconnects on its own; its state shows in /health/ready and on the feed.
+ */
+function startSwitches(config: Config, logger: Logger, service: TransferService): CallControl[] {
   const freeswitch = createEslCallControls(config.freeswitch, { logger });
+  const sipEdge = config.sip ? new DrachtioCallControl({ config: config.sip, ids: randomIds, logger }) : null;
+  const switches: CallControl[] = [...freeswitch, ...(sipEdge ? [sipEdge] : [])];
+  for (const callControl of switches) service.attachSwitch(callControl);
+  sipEdge?.attach(service);
   for (const driver of freeswitch) driver.start();
-  return [...freeswitch];
+  sipEdge?.start();
+  return switches;
 }
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -148,8 +156,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     },
     ...(stores.lease ? { lease: stores.lease } : {}),
   });
-  const switches = buildSwitches(config, logger);
-  for (const callControl of switches) service.attachSwitch(callControl);
+  const switches = startSwitches(config, logger, service);
   if (switches.length === 0) logger.warn('no call-control driver is configured: transfers are refused with 503');
 
   const app = await buildApp({
