@@ -19,6 +19,7 @@ import { TransferRequestSchema } from '../transfer/transfer-request.js';
 import type { TransferService } from '../transfer/transfer-service.js';
 import { ApiKeyAuthenticator, type ApiKey } from './auth.js';
 import { handleError } from './error-handler.js';
+import { registerPolicyRoutes, type PolicyRouteDeps } from './routes/policy-routes.js';
 import { TransferViewSchema, transferView } from './transfer-view.js';
 
 export interface AppDeps {
@@ -27,6 +28,8 @@ export interface AppDeps {
   readonly healthChecks: readonly HealthCheck[];
   readonly logger: Logger;
   readonly bodyLimitBytes: number;
+  /** The linkage policy's routes (routing list, redirects, nuisance, feedback, records, metrics). */
+  readonly policy?: PolicyRouteDeps;
 }
 
 const ErrorSchema = z.object({
@@ -145,6 +148,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return service.ticket(request.params.id);
     },
   );
+
+  if (deps.policy) await registerPolicyRoutes(app, auth, deps.policy);
 
   app.get('/health/live', { schema: { hide: true } }, async () => ({ status: 'live' }));
 
