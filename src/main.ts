@@ -13,6 +13,8 @@ import { buildApp } from './http/app.js';
 import { createLogger } from './logger.js';
 import type { CallControl, Clock, EventBus, HealthCheck, IdSource, TicketStore, TransferStore } from './ports.js';
 import { TransferService } from './transfer/transfer-service.js';
+import { buildPolicyAdapters } from './policy/policy-adapters.js';
+import { LinkagePolicy, loadRoutingList, RoutingListError } from './policy/linkage-policy.js';
 
 const systemClock: Clock = { now: () => new Date() };
 const randomIds: IdSource = { uuid: () => randomUUID() };
@@ -85,10 +87,33 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   if (config.auth.developmentKeys) logger.warn('using the development API keys from config/default.json');
 
   const stores = buildStores(config);
+  let routingList;
+  try {
+    routingList = loadRoutingList(fileURLToPath(new URL(`../config/${config.policy.routingList}`, import.meta.url)), Object.keys(config.desks));
+  } catch (err) {
+    if (err instanceof RoutingListError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const policyAdapters = await buildPolicyAdapters(config, logger);
+  const policy = new LinkagePolicy({
+    list: routingList,
+    nuisance: policyAdapters.nuisance,
+    records: policyAdapters.records,
+    bus: stores.bus,
+    clock: systemClock,
+    logger,
+    healthChecks: stores.healthChecks,
+    settings: { ...config.policy, nuisance: config.policy.nuisance },
+    defaultMetrics: true,
+  });
   const service = new TransferService({
     tickets: stores.tickets,
     transfers: stores.transfers,
-    bus: stores.bus,
+    bus: policy.bus,
+    policy: policy.routing,
     clock: systemClock,
     ids: randomIds,
     logger,
@@ -107,9 +132,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const app = await buildApp({
     service,
     apiKeys: config.auth.keys,
-    healthChecks: stores.healthChecks,
+    healthChecks: [...stores.healthChecks, policy.recordsCheck],
     logger,
     bodyLimitBytes: config.http.bodyLimitBytes,
+    policy: policy.routes(service),
   });
   await app.listen({ host: config.http.host, port: config.http.port });
 
@@ -123,6 +149,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     await app.close();
     await service.close();
     await Promise.allSettled(switches.map((s) => s.close()));
+    await policy.writer.flush();
+    await policyAdapters.close();
     await stores.bus.close();
     await stores.close();
     logger.info('stopped');
