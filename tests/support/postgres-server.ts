@@ -56,7 +56,7 @@ export async function startPostgres(): Promise<PostgresServer> {
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     const detail = (err as { stderr?: Buffer }).stderr?.toString() ?? String(err);
-    throw new Error(`initdb failed (is PostgreSQL installed? apt-get install -y postgresql): ${detail}`);
+    throw new Error(`initdb failed (is PostgreSQL installed? apt-get install -y postgresql): ${detail}`, { cause: err });
   }
 
   const port = await freePort();
