@@ -123,6 +123,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       answerTimeoutSeconds: config.transfers.answerTimeoutSeconds,
       publicBaseUrl: config.http.publicBaseUrl,
       deferredWriteRetryMs: config.transfers.deferredWriteRetryMs,
+      answerGuardGraceMs: 5000,
     },
   });
   const switches = buildSwitches(config);

@@ -41,7 +41,7 @@ export function normaliseCallerNumber(raw: string | null | undefined): Normalise
     international = true;
   }
   // From abroad a fixed line is dialled without the trunk 0 (+86 773 …); put it back.
-  if (international && !MOBILE.test(digits) && /^[2-9]/.test(digits)) digits = `0${digits}`;
+  if (international && !MOBILE.test(digits) && /^(?:10|[2-9])/.test(digits)) digits = `0${digits}`;
 
   if (MOBILE.test(digits)) return { ok: true, callerId: { kind: 'number', national: digits, type: 'mobile' } };
   if (FIXED.test(digits)) return { ok: true, callerId: { kind: 'number', national: digits, type: 'fixed' } };

@@ -31,9 +31,11 @@ const Text = (max: number) =>
     .min(1)
     .max(max)
     // Control characters would break log lines, headers and the wall display.
+    // eslint-disable-next-line no-control-regex -- matching control characters is the point
     .refine((s) => !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(s), 'contains control characters');
 
-export const TICKET_STUB_MAX_BYTES = 8 * 1024;
+// Small enough for a screen pop and a Redis value; a full summary, location and name in Chinese can pass it.
+export const TICKET_STUB_MAX_BYTES = 4000;
 
 export const TicketStubSchema = z
   .object({

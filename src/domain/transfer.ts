@@ -30,6 +30,15 @@ export function isTerminal(state: TransferState): boolean {
   return TERMINAL_STATES.has(state);
 }
 
+/**
+ * Settled: the citizen's fate no longer hangs on this service. The call is with the other desk (the
+ * bridge or conference lives on in the switch) or the transfer has ended. A draining instance waits
+ * only for unsettled transfers.
+ */
+export function isSettled(state: TransferState): boolean {
+  return isTerminal(state) || state === 'bridged' || state === 'conferenced';
+}
+
 /** Why the other desk was not reached. Stable codes: the agent's toolbar and the metrics key on them. */
 export const TARGET_FAILURES = [
   'busy', // 486, USER_BUSY

@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { maskNumber } from '../domain/phone-number.js';
 import { TicketStubSchema, type DeskId, type TicketStub } from '../domain/ticket-stub.js';
-import { isTerminal, TARGET_FAILURES, type TargetFailure, type Transfer, type TransferEffect, type TransferEvent } from '../domain/transfer.js';
+import { isSettled, isTerminal, TARGET_FAILURES, type TargetFailure, type Transfer, type TransferEffect, type TransferEvent } from '../domain/transfer.js';
 import { transition } from '../domain/transfer-state.js';
 import { AppError } from '../errors.js';
 import type {
@@ -33,6 +33,8 @@ export interface TransferServiceSettings {
   /** Base URL of GET /v1/tickets, sent in Call-Info so the receiving side can fetch the stub. */
   readonly publicBaseUrl: string;
   readonly deferredWriteRetryMs: number;
+  /** Extra time past the switch's own answer timeout before the service gives up on a silent leg. */
+  readonly answerGuardGraceMs: number;
 }
 
 /** What a routing policy decides before the stub is stored: the desk to dial and the priority. */
@@ -65,8 +67,6 @@ export interface RequestOptions {
   readonly principal: string;
 }
 
-/** Extra time past the switch's own answer timeout before the service gives up on a silent leg. */
-const ANSWER_GUARD_GRACE_MS = 5000;
 const LOCAL_IDEMPOTENCY_CAP = 10_000;
 
 export class TransferService {
@@ -77,7 +77,7 @@ export class TransferService {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly answerGuards = new Map<string, NodeJS.Timeout>();
   /** Idempotency keys seen here, so a double press is one transfer even while the store is down. */
-  private readonly localIdempotency = new Map<string, string>();
+  private readonly localIdempotency = new Map<string, { transferId: string; fingerprint: string }>();
   private readonly deferred: DeferredWrites;
   private draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -137,7 +137,9 @@ export class TransferService {
     const fingerprint = fingerprintOf(asked);
     if (options.idempotencyKey !== null) {
       const seen = this.localIdempotency.get(options.idempotencyKey);
-      if (seen !== undefined) return this.replay(seen, true, fingerprint, options.idempotencyKey);
+      if (seen !== undefined) {
+        return this.replay(seen.transferId, seen.fingerprint === fingerprint, fingerprint, options.idempotencyKey);
+      }
     }
     // The routing check comes first: it may send the call elsewhere (danger → 110) or refuse it.
     const decision = this.deps.policy ? await this.deps.policy.decide(asked) : null;
@@ -217,7 +219,7 @@ export class TransferService {
       });
     }
 
-    if (options.idempotencyKey !== null) this.rememberKey(options.idempotencyKey, transfer.id);
+    if (options.idempotencyKey !== null) this.rememberKey(options.idempotencyKey, transfer.id, fingerprint);
     this.live.set(transfer.id, transfer);
     this.logFor(transfer).info(
       { callerId: maskNumber(transfer.presentedCallerId), principal: options.principal, stubDeferred },
@@ -233,13 +235,13 @@ export class TransferService {
     return { transfer: after ?? transfer, replay: false };
   }
 
-  private async replay(transferId: string, sameRequest: boolean, _fingerprint: string, key: string | null) {
+  private async replay(transferId: string, sameRequest: boolean, fingerprint: string, key: string | null) {
     if (!sameRequest) {
       throw new AppError('idempotency_key_reused', 'this Idempotency-Key was used for a different request', {
         transferId,
       });
     }
-    if (key !== null) this.rememberKey(key, transferId);
+    if (key !== null) this.rememberKey(key, transferId, fingerprint);
     // A first attempt whose reply was lost may have stored the transfer without driving it: drive it now.
     const existing = await this.get(transferId);
     if (existing.state === 'requested' && !this.live.has(transferId)) {
@@ -250,12 +252,12 @@ export class TransferService {
     return { transfer: existing, replay: true };
   }
 
-  private rememberKey(key: string, transferId: string): void {
+  private rememberKey(key: string, transferId: string, fingerprint: string): void {
     if (this.localIdempotency.size >= LOCAL_IDEMPOTENCY_CAP) {
       const oldest = this.localIdempotency.keys().next().value;
       if (oldest !== undefined) this.localIdempotency.delete(oldest);
     }
-    this.localIdempotency.set(key, transferId);
+    this.localIdempotency.set(key, { transferId, fingerprint });
   }
 
   private stubOf(request: TransferRequest, now: string): TicketStub {
@@ -375,6 +377,7 @@ export class TransferService {
     await this.perform(next, result.effects);
     const latest = this.live.get(transferId) ?? next;
     if (isTerminal(latest.state)) this.finish(transferId);
+    if (isSettled(latest.state)) this.wakeIdleWaiters();
     return latest;
   }
 
@@ -481,7 +484,7 @@ export class TransferService {
         await callControl?.hangUp({ transferId, legId, cause: 'NO_ANSWER' }).catch(() => undefined);
         return this.applyNow(transferId, { type: 'target-failed', failure: 'no-answer', cause: 'SERVICE_ANSWER_TIMEOUT' });
       });
-    }, this.deps.settings.answerTimeoutSeconds * 1000 + ANSWER_GUARD_GRACE_MS);
+    }, this.deps.settings.answerTimeoutSeconds * 1000 + this.deps.settings.answerGuardGraceMs);
     timer.unref();
     this.answerGuards.set(transferId, timer);
   }
@@ -495,11 +498,19 @@ export class TransferService {
   private finish(transferId: string): void {
     this.clearGuard(transferId);
     this.live.delete(transferId);
-    if (this.live.size === 0) {
-      const waiters = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const wake of waiters) wake();
-    }
+  }
+
+  private unsettledCount(): number {
+    let count = 0;
+    for (const t of this.live.values()) if (!isSettled(t.state)) count += 1;
+    return count;
+  }
+
+  private wakeIdleWaiters(): void {
+    if (this.idleWaiters.length === 0 || this.unsettledCount() > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   private onSwitchEvent(event: CallControlEvent): void {
@@ -546,10 +557,13 @@ export class TransferService {
     return this.deferred.counts();
   }
 
-  /** Stops taking transfers; resolves when live ones have ended or the deadline passes. */
+  /**
+   * Stops taking transfers; resolves when every transfer this instance drives is settled (bridged,
+   * conferenced or ended) or the deadline passes.
+   */
   async drain(deadlineMs: number): Promise<{ unfinished: number }> {
     this.draining = true;
-    if (this.live.size > 0) {
+    if (this.unsettledCount() > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, deadlineMs);
         timer.unref();
@@ -560,7 +574,7 @@ export class TransferService {
       });
     }
     await this.deferred.flush();
-    return { unfinished: this.live.size };
+    return { unfinished: this.unsettledCount() };
   }
 
   get isDraining(): boolean {

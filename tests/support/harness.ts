@@ -37,6 +37,8 @@ export interface Harness {
   readonly tickets: TicketStore;
   readonly transfers: TransferStore;
   readonly bus: EventBus;
+  /** The Redis key namespace, so a second instance can share this one's data. */
+  readonly namespace: string | null;
   /** Every log line written, parsed. */
   readonly logs: Record<string, unknown>[];
   readonly rawLogs: string[];
@@ -70,6 +72,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   let transfers: TransferStore;
   let bus: EventBus;
   const clients: Redis[] = [];
+  const namespace = options.redisUrl ? (options.namespace ?? `t${randomUUID().slice(0, 8)}`) : null;
   const healthChecks: HealthCheck[] = [];
   if (options.redisUrl) {
     const timeouts = { commandTimeoutMs: options.redisCommandTimeoutMs ?? 500, connectTimeoutMs: 1000 };
@@ -80,7 +83,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       clients.push(client);
       await new Promise<void>((resolve) => (client.status === 'ready' ? resolve() : client.once('ready', () => resolve())));
     }
-    const keys = redisKeys(options.namespace ?? `t${randomUUID().slice(0, 8)}`);
+    const keys = redisKeys(namespace ?? 'unused');
     tickets = new RedisTicketStore(redis, keys);
     transfers = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3600, idempotencyTtlSeconds: 3600 });
     bus = new RedisEventBus(redis, subscriber, keys.feed);
@@ -104,6 +107,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       answerTimeoutSeconds: options.answerTimeoutSeconds ?? 30,
       publicBaseUrl: 'http://127.0.0.1:8080',
       deferredWriteRetryMs: 100,
+      answerGuardGraceMs: 200,
     },
   });
   const callControl = new TestCallControl();
@@ -125,6 +129,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     tickets,
     transfers,
     bus,
+    namespace,
     logs,
     rawLogs,
     async close() {

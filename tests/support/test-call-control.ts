@@ -26,6 +26,8 @@ export class TestCallControl implements CallControl {
   /** Delay before the far side's events, to let tests act while a call rings. */
   eventDelayMs = 0;
   placeCallError: (Error & { failure?: TargetFailure }) | null = null;
+  /** Runs as the command arrives, before the far side does anything: what a switch would see then. */
+  onPlaceCall: ((request: PlaceCallRequest) => Promise<void>) | null = null;
 
   constructor(
     readonly switchId = 'test-switch',
@@ -43,6 +45,7 @@ export class TestCallControl implements CallControl {
 
   async placeCall(request: PlaceCallRequest): Promise<void> {
     this.commands.push({ type: 'placeCall', request, at: process.hrtime.bigint() });
+    if (this.onPlaceCall) await this.onPlaceCall(request);
     if (this.placeCallError) throw this.placeCallError;
     const answer = this.answers.get(request.target.trunk) ?? 'answer';
     const { transferId, legId } = request;

@@ -1,0 +1,215 @@
+// One contract for the stores, run against every adapter: in memory, and a real redis-server.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memory/memory-stores.js';
+import { redisKeys } from '../../src/adapters/redis/keys.js';
+import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
+import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
+import type { TicketStub } from '../../src/domain/ticket-stub.js';
+import type { Transfer } from '../../src/domain/transfer.js';
+import type { TicketStore, TransferStore, TransitionRecord } from '../../src/ports.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+
+interface Stores {
+  tickets: TicketStore;
+  transfers: TransferStore;
+}
+
+function transfer(overrides: Partial<Transfer> = {}): Transfer {
+  const now = new Date().toISOString();
+  return {
+    id: randomUUID(),
+    direction: { from: '12345', to: '110' },
+    mode: 'blind',
+    priority: 'normal',
+    firstReceiver: '12345',
+    citizenLeg: { switchId: 'fs1', legId: randomUUID() },
+    agent: { agentId: 'A1', seatId: 'S1', legId: null },
+    target: { desk: '110', number: '110', trunks: ['sw110'] },
+    presentedCallerId: { kind: 'number', national: '13800138000', type: 'mobile' },
+    ticketId: `GD-${randomUUID().slice(0, 8)}`,
+    stubDeferred: false,
+    state: 'requested',
+    trunkIndex: 0,
+    targetLegId: null,
+    failure: null,
+    endedBy: null,
+    version: 1,
+    createdAt: now,
+    updatedAt: now,
+    ...overrides,
+  };
+}
+
+function record(t: Transfer, event: TransitionRecord['event'] = 'created'): TransitionRecord {
+  return { transferId: t.id, at: t.updatedAt, from: null, to: t.state, event, version: t.version };
+}
+
+const stub: TicketStub = {
+  ticketId: 'GD-2026-1',
+  kind: 'incident',
+  sourceDesk: '110',
+  categoryCode: '0301',
+  divisionCode: '650100',
+  summary: '群众反映噪音扰民，非警情，转12345处理。',
+  urgency: 'normal',
+  callerNumber: '13900139000',
+  agentId: 'P2001',
+  seatId: 'J03',
+  createdAt: '2026-11-23T08:00:00.000Z',
+};
+
+function contract(name: string, make: () => Promise<Stores>) {
+  describe(`${name} stores`, () => {
+    let s: Stores;
+    beforeAll(async () => {
+      s = await make();
+    });
+
+    it('stores a ticket stub whole and reads it back', async () => {
+      await s.tickets.put(stub, 60);
+      expect(await s.tickets.get(stub.ticketId)).toEqual(stub);
+      expect(await s.tickets.get('GD-missing')).toBeNull();
+    });
+
+    it('creates a transfer and keeps its audit trail', async () => {
+      const t = transfer();
+      expect(await s.transfers.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'f' })).toEqual({ outcome: 'created' });
+      expect(await s.transfers.get(t.id)).toEqual(t);
+      expect(await s.transfers.auditTrail(t.id)).toEqual([record(t)]);
+    });
+
+    it('answers a repeated idempotency key with the first transfer, and tells a different request apart', async () => {
+      const key = randomUUID();
+      const first = transfer();
+      await s.transfers.create(first, record(first), { idempotencyKey: key, requestFingerprint: 'a' });
+      const again = transfer();
+      expect(await s.transfers.create(again, record(again), { idempotencyKey: key, requestFingerprint: 'a' })).toEqual({
+        outcome: 'replay',
+        transferId: first.id,
+        sameRequest: true,
+      });
+      expect(await s.transfers.create(again, record(again), { idempotencyKey: key, requestFingerprint: 'b' })).toMatchObject({
+        sameRequest: false,
+      });
+      expect(await s.transfers.get(again.id)).toBeNull();
+    });
+
+    it('makes one transfer of many concurrent creates with one key', async () => {
+      const key = randomUUID();
+      const attempts = Array.from({ length: 20 }, () => transfer());
+      const results = await Promise.all(
+        attempts.map((t) => s.transfers.create(t, record(t), { idempotencyKey: key, requestFingerprint: 'same' })),
+      );
+      expect(results.filter((r) => r.outcome === 'created')).toHaveLength(1);
+      const winner = attempts[results.findIndex((r) => r.outcome === 'created')]!;
+      expect(results.filter((r) => r.outcome === 'replay').every((r) => r.outcome === 'replay' && r.transferId === winner.id)).toBe(true);
+    });
+
+    it('refuses a second transfer of a call that is being transferred, until the first ends', async () => {
+      const first = transfer();
+      await s.transfers.create(first, record(first), { idempotencyKey: null, requestFingerprint: 'x' });
+      const second = transfer({ citizenLeg: first.citizenLeg });
+      expect(await s.transfers.create(second, record(second), { idempotencyKey: null, requestFingerprint: 'y' })).toEqual({
+        outcome: 'call-busy',
+        transferId: first.id,
+      });
+      const ended = { ...first, state: 'failed' as const, version: 2 };
+      expect(await s.transfers.save(ended, record(ended, 'target-failed'))).toBe('saved');
+      expect(await s.transfers.create(second, record(second), { idempotencyKey: null, requestFingerprint: 'y' })).toEqual({
+        outcome: 'created',
+      });
+    });
+
+    it('skips a version not newer than the stored one, so a retried write is harmless', async () => {
+      const t = transfer();
+      await s.transfers.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'x' });
+      const v2 = { ...t, state: 'stub-stored' as const, version: 2 };
+      expect(await s.transfers.save(v2, record(v2, 'stub-stored'))).toBe('saved');
+      expect(await s.transfers.save(v2, record(v2, 'stub-stored'))).toBe('stale');
+      expect(await s.transfers.save(t, record(t))).toBe('stale');
+      expect((await s.transfers.get(t.id))?.version).toBe(2);
+      expect((await s.transfers.auditTrail(t.id)).map((r) => r.event)).toEqual(['created', 'stub-stored']);
+    });
+
+    it('stores a transfer it never saw when a deferred write arrives, and takes the call lock', async () => {
+      const t = transfer({ state: 'dialing', version: 3 });
+      expect(await s.transfers.save(t, record(t, 'dial-started'))).toBe('saved');
+      expect(await s.transfers.get(t.id)).toEqual(t);
+      const other = transfer({ citizenLeg: t.citizenLeg });
+      expect((await s.transfers.create(other, record(other), { idempotencyKey: null, requestFingerprint: 'z' })).outcome).toBe('call-busy');
+    });
+
+    it('lists live transfers oldest first, and not ended ones', async () => {
+      const before = await s.transfers.listLive();
+      const older = transfer({ createdAt: '2026-11-23T07:00:00.000Z' });
+      const newer = transfer({ createdAt: '2026-11-23T07:00:01.000Z' });
+      for (const t of [newer, older]) await s.transfers.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'l' });
+      const live = (await s.transfers.listLive()).filter((t) => !before.some((b) => b.id === t.id));
+      expect(live.map((t) => t.id)).toEqual([older.id, newer.id]);
+      const done = { ...older, state: 'completed' as const, version: 2 };
+      await s.transfers.save(done, record(done, 'party-left'));
+      expect((await s.transfers.listLive()).some((t) => t.id === older.id)).toBe(false);
+    });
+
+    it('caps the audit trail at 200 records', async () => {
+      const t = transfer();
+      await s.transfers.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'c' });
+      for (let v = 2; v <= 230; v += 1) {
+        const next = { ...t, state: 'ringing' as const, version: v };
+        await s.transfers.save(next, record(next, 'target-ringing'));
+      }
+      const trail = await s.transfers.auditTrail(t.id);
+      expect(trail).toHaveLength(200);
+      expect(trail.at(-1)?.version).toBe(230);
+    });
+  });
+}
+
+contract('memory', async () => ({
+  tickets: new MemoryTicketStore({ now: () => new Date() }),
+  transfers: new MemoryTransferStore(),
+}));
+
+let server: RedisServer;
+let redis: Redis;
+beforeAll(async () => {
+  server = await startRedis();
+  redis = connectRedis(server.url, { commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
+  await new Promise<void>((resolve) => redis.once('ready', () => resolve()));
+});
+afterAll(async () => {
+  await redis.quit();
+  await server.stop();
+});
+
+contract('redis', async () => {
+  const keys = redisKeys(`c${randomUUID().slice(0, 6)}`);
+  return {
+    tickets: new RedisTicketStore(redis, keys),
+    transfers: new RedisTransferStore(redis, keys, { transferTtlSeconds: 600, idempotencyTtlSeconds: 600 }),
+  };
+});
+
+describe('redis ticket store', () => {
+  it('lets a stub expire after its TTL', async () => {
+    const tickets = new RedisTicketStore(redis, redisKeys('ttl'));
+    await tickets.put({ ...stub, ticketId: 'GD-ttl' }, 1);
+    expect(await tickets.get('GD-ttl')).not.toBeNull();
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await tickets.get('GD-ttl')).toBeNull();
+  });
+});
+
+describe('memory ticket store', () => {
+  it('lets a stub expire after its TTL', async () => {
+    let now = Date.parse('2026-11-23T08:00:00Z');
+    const tickets = new MemoryTicketStore({ now: () => new Date(now) });
+    await tickets.put(stub, 60);
+    now += 59_000;
+    expect(await tickets.get(stub.ticketId)).not.toBeNull();
+    now += 1_000;
+    expect(await tickets.get(stub.ticketId)).toBeNull();
+  });
+});

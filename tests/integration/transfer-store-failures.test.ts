@@ -1,0 +1,115 @@
+// Redis failing under the service: a restart mid-burst loses and duplicates nothing; an emergency
+// transfer goes out with Redis down, its stub kept and stored once Redis is back.
+import { randomUUID } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../src/adapters/redis/keys.js';
+import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
+import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
+import type { TransferRequestInput } from '../../src/transfer/transfer-request.js';
+import { auth, startHarness, transferBody, type Harness } from '../support/harness.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+
+let redis: RedisServer;
+let h: Harness;
+beforeEach(async () => {
+  redis = await startRedis();
+  h = await startHarness({ redisUrl: redis.url, redisCommandTimeoutMs: 300 });
+});
+afterEach(async () => {
+  await h.close();
+  await redis.stop();
+});
+
+/** Reads what Redis itself holds, through a fresh connection. */
+async function inRedis<T>(read: (stores: { tickets: RedisTicketStore; transfers: RedisTransferStore }) => Promise<T>): Promise<T> {
+  const client = connectRedis(redis.url, { commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
+  await new Promise<void>((resolve) => client.once('ready', () => resolve()));
+  try {
+    const keys = redisKeys(h.namespace!);
+    return await read({
+      tickets: new RedisTicketStore(client, keys),
+      transfers: new RedisTransferStore(client, keys, { transferTtlSeconds: 60, idempotencyTtlSeconds: 60 }),
+    });
+  } finally {
+    await client.quit();
+  }
+}
+
+/** A softphone's transfer key: retries with the same Idempotency-Key until it gets an answer. */
+async function pressUntilAccepted(body: TransferRequestInput, key: string): Promise<{ id: string; attempts: number }> {
+  for (let attempt = 1; attempt <= 100; attempt += 1) {
+    const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: { ...auth('agent'), 'idempotency-key': key }, payload: body });
+    if (res.statusCode === 202) return { id: res.json().transfer.id, attempts: attempt };
+    expect(res.statusCode, res.body).toBe(503);
+    expect(res.json().error.code).toBe('store_unavailable');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('never accepted');
+}
+
+describe('when Redis restarts during a burst of transfers', () => {
+  it('every transfer is stored once and placed once: nothing lost, nothing duplicated', async () => {
+    const presses = Array.from({ length: 120 }, () => ({ body: transferBody(), key: randomUUID() }));
+    const results: Promise<{ id: string; attempts: number }>[] = [];
+    for (const [i, press] of presses.entries()) {
+      if (i === 40) void redis.restart(300);
+      results.push(pressUntilAccepted(press.body, press.key));
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const accepted = await Promise.all(results);
+    expect(accepted.some((a) => a.attempts > 1), 'the restart should have refused some presses').toBe(true);
+
+    const ids = accepted.map((a) => a.id);
+    expect(new Set(ids).size).toBe(presses.length);
+    const placed = h.callControl.commands.flatMap((c) => (c.type === 'placeCall' ? [c.request.transferId] : []));
+    expect(placed.sort()).toEqual([...ids].sort());
+
+    await expect.poll(() => h.service.pendingWrites(), { timeout: 10_000 }).toEqual({ transfers: 0, stubs: 0 });
+    await expect
+      .poll(async () => inRedis(async ({ transfers }) => (await Promise.all(ids.map((id) => transfers.get(id)))).map((t) => t?.state)), {
+        timeout: 10_000,
+      })
+      .toEqual(ids.map(() => 'bridged'));
+    const stubs = await inRedis(({ tickets }) => Promise.all(presses.map((p) => tickets.get(p.body.ticket.ticketId))));
+    expect(stubs.every((s) => s !== null)).toBe(true);
+  }, 60_000);
+});
+
+describe('when Redis is down', () => {
+  it('an emergency transfer still goes out, its stub is served from memory, and both are stored when Redis is back', async () => {
+    await redis.restart(0); // make sure the harness reconnects cleanly first
+    await expect.poll(async () => (await h.app.inject({ method: 'GET', url: '/health/ready' })).statusCode, { timeout: 5000 }).toBe(200);
+    const down = redis.restart(1500);
+    await new Promise((r) => setTimeout(r, 100));
+
+    const normal = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody() });
+    expect(normal.statusCode).toBe(503);
+    expect(normal.json().error.code).toBe('store_unavailable');
+
+    const body = transferBody({ priority: 'emergency', ticket: { ...transferBody().ticket, urgency: 'emergency' } });
+    const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body });
+    expect(res.statusCode).toBe(202);
+    const { transfer } = res.json();
+    expect(transfer.stubDeferred).toBe(true);
+    expect(h.callControl.commandsFor(transfer.id)[0]).toMatchObject({ type: 'placeCall' });
+    const ready = await h.app.inject({ method: 'GET', url: '/health/ready' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json().pendingWrites.stubs).toBe(1);
+
+    const seat = await h.app.inject({ method: 'GET', url: `/v1/tickets/${body.ticket.ticketId}`, headers: auth('seat') });
+    expect(seat.statusCode).toBe(200);
+    expect(seat.json().callerNumber).toBe('13800138000');
+
+    await down;
+    await expect.poll(() => h.service.pendingWrites(), { timeout: 10_000 }).toEqual({ transfers: 0, stubs: 0 });
+    const stored = await inRedis(async ({ tickets, transfers }) => ({
+      stub: await tickets.get(body.ticket.ticketId),
+      transfer: await transfers.get(transfer.id),
+      audit: (await transfers.auditTrail(transfer.id)).map((r) => r.event),
+    }));
+    expect(stored.stub?.ticketId).toBe(body.ticket.ticketId);
+    expect(stored.transfer?.state).toBe('bridged');
+    expect(stored.audit.slice(0, 3)).toEqual(['created', 'stub-stored', 'dial-started']);
+    expect(h.logs.some((l) => l.msg === 'deferred ticket stub stored')).toBe(true);
+  }, 30_000);
+});
