@@ -116,7 +116,7 @@ export async function startPolicyHarness(
     ids: { uuid: () => randomUUID() },
     logger,
     desks: POLICY_DESKS,
-    settings: { ticketTtlSeconds: 3600, answerTimeoutSeconds: 30, publicBaseUrl: 'http://127.0.0.1:8080', deferredWriteRetryMs: 100 },
+    settings: { ticketTtlSeconds: 3600, answerTimeoutSeconds: 30, answerGuardGraceMs: 200, publicBaseUrl: 'http://127.0.0.1:8080', deferredWriteRetryMs: 100 },
     policy: policy.routing,
   });
   const callControl = new TestCallControl();
