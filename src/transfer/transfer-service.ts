@@ -370,7 +370,13 @@ export class TransferService {
       ...(detailOf(event) ? { detail: detailOf(event) } : {}),
     };
     this.live.set(transferId, next);
-    await this.persist(next, record);
+    if ((await this.persist(next, record)) === 'stale') {
+      // Another instance stored this version first (it resumed the transfer too): it drives it, and
+      // performing the effects here as well would place the call twice.
+      this.live.delete(transferId);
+      this.logFor(next).info({ event: event.type }, 'another instance drives this transfer');
+      return this.deps.transfers.get(transferId).catch(() => null);
+    }
     this.logFor(next).info({ from: current.state, to: next.state, event: event.type, detail: record.detail }, 'transfer transition');
     void this.publish({ kind: 'transfer', transfer: next, record });
 
@@ -381,17 +387,19 @@ export class TransferService {
     return latest;
   }
 
-  private async persist(transfer: Transfer, record: TransitionRecord): Promise<void> {
+  /** 'stale' when the store already holds this version: someone else made this transition. */
+  private async persist(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale' | 'deferred'> {
     if (this.deferred.holds(transfer.id)) {
       this.deferred.deferTransfer(transfer, record);
-      return;
+      return 'deferred';
     }
     try {
-      await this.deps.transfers.save(transfer, record);
+      return await this.deps.transfers.save(transfer, record);
     } catch (err) {
       // A live call never stalls on the store: the write is kept and retried in order.
       this.logFor(transfer).warn({ err: errorText(err) }, 'transfer write deferred: store unavailable');
       this.deferred.deferTransfer(transfer, record);
+      return 'deferred';
     }
   }
 

@@ -51,21 +51,26 @@ export interface HarnessOptions {
   readonly answerTimeoutSeconds?: number;
   readonly withSwitch?: boolean;
   readonly redisCommandTimeoutMs?: number;
+  /** 'capture' (default) keeps every debug line for assertions; 'discard' logs at info to nowhere. */
+  readonly logs?: 'capture' | 'discard';
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const rawLogs: string[] = [];
   const logs: Record<string, unknown>[] = [];
+  const capture = options.logs !== 'discard';
   const sink = new Writable({
     write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-        rawLogs.push(line);
-        logs.push(JSON.parse(line) as Record<string, unknown>);
+      if (capture) {
+        for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+          rawLogs.push(line);
+          logs.push(JSON.parse(line) as Record<string, unknown>);
+        }
       }
       done();
     },
   });
-  const logger = createLogger('debug', sink);
+  const logger = createLogger(capture ? 'debug' : 'info', sink);
   const clock = { now: () => new Date() };
 
   let tickets: TicketStore;

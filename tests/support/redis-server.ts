@@ -1,5 +1,6 @@
-// Starts a real redis-server on a free loopback port for a test file. Append-only with fsync on every
-// write, so a restart keeps every acknowledged write, as a production Redis for this service must.
+// Starts a real redis-server on a free loopback port for a test file. Append-only, as a production
+// Redis for this service must be: Redis writes the AOF before it replies, so a killed and restarted
+// Redis keeps every acknowledged write (fsync every second covers the machine itself crashing).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
@@ -52,7 +53,7 @@ export async function startRedis(): Promise<RedisServer> {
     child = spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes',
-        '--appendfsync', 'always', '--protected-mode', 'yes'],
+        '--appendfsync', 'everysec', '--protected-mode', 'yes'],
       { stdio: 'ignore' },
     );
     child.on('error', (err) => {

@@ -70,18 +70,30 @@ export interface RedisTransferStoreOptions {
   readonly idempotencyTtlSeconds: number;
 }
 
+/** The scripts as commands: ioredis sends EVALSHA and loads the script only when Redis lacks it. */
+interface TransferScripts {
+  hotlineCreateTransfer(...args: (string | number)[]): Promise<[string, string]>;
+  hotlineSaveTransfer(...args: (string | number)[]): Promise<string>;
+}
+
 export class RedisTransferStore implements TransferStore {
+  private readonly scripts: TransferScripts;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
     private readonly options: RedisTransferStoreOptions,
-  ) {}
+  ) {
+    if (!('hotlineCreateTransfer' in redis)) {
+      redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 5, lua: CREATE_SCRIPT });
+      redis.defineCommand('hotlineSaveTransfer', { numberOfKeys: 4, lua: SAVE_SCRIPT });
+    }
+    this.scripts = redis as unknown as TransferScripts;
+  }
 
   async create(transfer: Transfer, record: TransitionRecord, options: CreateOptions): Promise<CreateResult> {
     const k = this.keys;
-    const reply = (await this.redis.eval(
-      CREATE_SCRIPT,
-      5,
+    const reply = await this.scripts.hotlineCreateTransfer(
       k.idempotency(options.idempotencyKey ?? ''),
       k.callLock(transfer.citizenLeg.switchId, transfer.citizenLeg.legId),
       k.transfer(transfer.id),
@@ -95,7 +107,7 @@ export class RedisTransferStore implements TransferStore {
       this.options.transferTtlSeconds,
       this.options.idempotencyTtlSeconds,
       Date.parse(transfer.createdAt),
-    )) as [string, string];
+    );
     const [outcome, value] = reply;
     if (outcome === 'replay') {
       const seen = JSON.parse(value) as { transferId: string; fingerprint: string };
@@ -107,9 +119,7 @@ export class RedisTransferStore implements TransferStore {
 
   async save(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale'> {
     const k = this.keys;
-    const reply = await this.redis.eval(
-      SAVE_SCRIPT,
-      4,
+    const reply = await this.scripts.hotlineSaveTransfer(
       k.transfer(transfer.id),
       k.audit(transfer.id),
       k.callLock(transfer.citizenLeg.switchId, transfer.citizenLeg.legId),
