@@ -30,6 +30,20 @@ export interface TransferRouting {
   readonly nuisance: { readonly flagged: HarassmentKind | null; readonly recentCalls: number; readonly repeated: boolean } | null;
 }
 
+/** The same, as a schema: how the API shows it. It holds no number, only the nuisance mark. */
+export const TransferRoutingSchema = z.object({
+  basis: z.enum(['danger', 'harassment', 'emergency', 'list', 'override', 'redirect', 'unlisted']),
+  requestedTo: z.string(),
+  categoryCode: z.string(),
+  categoryName: z.string().nullable(),
+  listedOwner: z.string().nullable(),
+  overrideReason: z.string().nullable(),
+  danger: z.boolean(),
+  harassment: HarassmentKindSchema.nullable(),
+  redirect: z.object({ via: z.enum(['hotline', 'utility']), id: z.string(), action: z.enum(['transfer', 'advise']) }).nullable(),
+  nuisance: z.object({ flagged: HarassmentKindSchema.nullable(), recentCalls: z.number(), repeated: z.boolean() }).nullable(),
+});
+
 export interface RoutingInput {
   readonly from: DeskId;
   readonly to: DeskId;

@@ -69,7 +69,11 @@ export class LinkagePolicy {
   readonly recordsCheck: HealthCheck;
 
   constructor(private readonly parts: LinkagePolicyParts) {
-    this.metrics = new LinkageMetrics({ healthChecks: parts.healthChecks, defaultMetrics: parts.defaultMetrics ?? false });
+    this.recordsCheck = { name: 'call-records', check: () => parts.records.healthy() };
+    this.metrics = new LinkageMetrics({
+      healthChecks: [...parts.healthChecks, this.recordsCheck],
+      defaultMetrics: parts.defaultMetrics ?? false,
+    });
     this.writer = new RecordWriter(parts.records, parts.logger);
     this.bus = tapBus(parts.bus, [(e) => this.writer.observe(e), (e) => this.metrics.observe(e)]);
     const hasher = new NumberHasher(parts.settings.nuisance.hashKey);
@@ -88,7 +92,6 @@ export class LinkagePolicy {
       clock: parts.clock,
       settings: { deadlineHours: parts.settings.feedbackDeadlineHours },
     });
-    this.recordsCheck = { name: 'call-records', check: () => parts.records.healthy() };
   }
 
   /** The routes' dependencies, once the transfer service exists (redirects go through it). */

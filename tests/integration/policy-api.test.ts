@@ -89,8 +89,15 @@ describe('the linkage policy over HTTP (in memory)', () => {
     for (let i = 0; i < 3; i += 1) {
       last = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.02') }) });
     }
+    expect(last!.json().transfer.routing.nuisance).toEqual({ flagged: 'threatening', recentCalls: 3, repeated: true });
+    const placedFor = events.find((e) => e.kind === 'transfer' && e.transfer.id === last!.json().transfer.id);
+    expect(placedFor?.kind === 'transfer' && placedFor.transfer.routing?.nuisance?.flagged).toBe('threatening');
     const routing = (await h.records.get(last!.json().transfer.id))?.routing;
     expect(routing?.nuisance).toEqual({ flagged: 'threatening', recentCalls: 3, repeated: true });
+    const other = await h.app.inject({
+      method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ callerNumber: '13900139000', ticket: ticket('1.02') }),
+    });
+    expect(other.json().transfer.routing.nuisance).toEqual({ flagged: null, recentCalls: 1, repeated: false });
 
     const harassment = await h.app.inject({
       method: 'POST', url: '/v1/transfers', headers: auth('agent'),
@@ -146,10 +153,43 @@ describe('the linkage policy over HTTP (in memory)', () => {
     expect(later.json().records.map((r: { transferId: string }) => r.transferId)).toEqual([id]);
   });
 
+  it('documents the policy routes in the OpenAPI description', async () => {
+    h = await startPolicyHarness();
+    const doc = await h.app.inject({ url: '/docs/json' });
+    expect(doc.statusCode).toBe(200);
+    expect(Object.keys(doc.json().paths)).toEqual(
+      expect.arrayContaining(['/v1/routing', '/v1/routing/suggest', '/v1/redirects', '/v1/tickets/{id}/feedback', '/v1/transfers/export', '/v1/summary']),
+    );
+  });
+
   it('says in /health/ready that call records are only in memory', async () => {
     h = await startPolicyHarness();
     const ready = await h.app.inject({ url: '/health/ready' });
     expect(ready.json().checks).toContainEqual({ name: 'call-records', healthy: true, detail: expect.stringContaining('in memory') });
+  });
+});
+
+describe('when Redis is down', () => {
+  let redis: RedisServer;
+  let h: PolicyHarness;
+  beforeAll(async () => {
+    redis = await startRedis();
+    h = await startPolicyHarness({ redisUrl: redis.url });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await redis?.stop();
+  });
+
+  it('a danger transfer still goes to 110 at once, its nuisance mark left unknown', async () => {
+    await redis.stop();
+    const res = await h.app.inject({
+      method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ to: '12345', ticket: ticket('2.01'), danger: true }),
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.json().transfer).toMatchObject({ priority: 'emergency', target: { desk: '110' }, routing: { basis: 'danger', nuisance: null } });
+    const flag = await h.app.inject({ method: 'POST', url: '/v1/nuisance/flags', headers: auth('agent'), payload: { callerNumber: '13800138000', kind: 'repeated' } });
+    expect([flag.statusCode, flag.json().error.code]).toEqual([503, 'store_unavailable']);
   });
 });
 
