@@ -15,6 +15,7 @@ export class LinkageMetrics {
   private readonly bounceBacks: Counter<'desk'>;
   private readonly nuisanceFlags: Counter<'action' | 'kind'>;
   private readonly feedClients: Gauge;
+  private readonly recordsDropped: Counter;
   private readonly dependencyUp: Gauge<'dependency'>;
 
   constructor(options: { healthChecks: readonly HealthCheck[]; defaultMetrics?: boolean }) {
@@ -64,6 +65,11 @@ export class LinkageMetrics {
       labelNames: ['action', 'kind'],
       registers,
     });
+    this.recordsDropped = new Counter({
+      name: 'linkage_call_record_writes_dropped_total',
+      help: 'Call record writes given up after retries (the records store was unavailable)',
+      registers,
+    });
     this.feedClients = new Gauge({ name: 'linkage_feed_clients', help: 'Websocket clients on the live feed', registers });
     const checks = options.healthChecks;
     this.dependencyUp = new Gauge({
@@ -83,6 +89,10 @@ export class LinkageMetrics {
         );
       },
     });
+  }
+
+  recordWritesDropped(count: number): void {
+    this.recordsDropped.inc(count);
   }
 
   /** The live feed sets this as clients come and go. */

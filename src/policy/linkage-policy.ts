@@ -75,6 +75,7 @@ export class LinkagePolicy {
       defaultMetrics: parts.defaultMetrics ?? false,
     });
     this.writer = new RecordWriter(parts.records, parts.logger);
+    this.writer.onDrop((n) => this.metrics.recordWritesDropped(n));
     this.bus = tapBus(parts.bus, [(e) => this.writer.observe(e), (e) => this.metrics.observe(e)]);
     const hasher = new NumberHasher(parts.settings.nuisance.hashKey);
     this.routing = new RoutingPolicy({

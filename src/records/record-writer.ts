@@ -6,10 +6,13 @@ import type { Logger } from 'pino';
 import type { BusEvent, EventBus } from '../ports.js';
 import type { CallRecordStore } from './call-record.js';
 
+/** Writes waiting at most; past it new ones are dropped (and counted) rather than exhaust memory. */
+const PENDING_CAP = 10_000;
+
 export class RecordWriter {
   private queue: Promise<void> = Promise.resolve();
   private pending = 0;
-  dropped = 0;
+  private dropListener: (count: number) => void = () => undefined;
 
   constructor(
     private readonly records: CallRecordStore,
@@ -17,9 +20,19 @@ export class RecordWriter {
     private readonly retry = { attempts: 3, delayMs: 200 },
   ) {}
 
+  /** Told each time a record write is given up. */
+  onDrop(listener: (count: number) => void): void {
+    this.dropListener = listener;
+  }
+
   observe(event: BusEvent): void {
     if (event.kind !== 'transfer') return;
     const { transfer, record } = event;
+    if (this.pending >= PENDING_CAP) {
+      this.dropListener(1);
+      this.logger.error({ transferId: transfer.id, version: record.version }, 'call record write dropped: too many waiting');
+      return;
+    }
     this.pending += 1;
     this.queue = this.queue.then(async () => {
       for (let attempt = 1; ; attempt += 1) {
@@ -28,7 +41,7 @@ export class RecordWriter {
           break;
         } catch (err) {
           if (attempt >= this.retry.attempts) {
-            this.dropped += 1;
+            this.dropListener(1);
             this.logger.error({ transferId: transfer.id, version: record.version, err: err instanceof Error ? err.message : String(err) }, 'call record write dropped');
             break;
           }

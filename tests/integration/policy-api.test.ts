@@ -153,6 +153,27 @@ describe('the linkage policy over HTTP (in memory)', () => {
     expect(later.json().records.map((r: { transferId: string }) => r.transferId)).toEqual([id]);
   });
 
+  it('keeps the first receiver on every record: a three-way the desk never took stays with it (首接负责制)', async () => {
+    h = await startPolicyHarness();
+    const threeWay = await h.app.inject({
+      method: 'POST', url: '/v1/transfers', headers: auth('agent'),
+      payload: transferBody({ mode: 'three-way', firstReceiver: '12345', ticket: ticket('4.04') , reason: '权属不清，三方会商' }),
+    });
+    const consulted = threeWay.json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(consulted)).state).toBe('conferenced');
+    h.callControl.emit({ type: 'party-left', transferId: consulted, party: 'target', cause: 'NORMAL_CLEARING' });
+    await expect.poll(async () => (await h.records.get(consulted))?.state).toBe('completed');
+    const record = await h.app.inject({ url: `/v1/transfers/${consulted}/record`, headers: auth('supervisor') });
+    expect(record.json()).toMatchObject({ firstReceiver: '12345', owner: { desk: '12345', basis: 'first-receiver' }, outcome: 'connected' });
+
+    const blind = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.01') }) });
+    const taken = blind.json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(taken)).state).toBe('bridged');
+    h.callControl.emit({ type: 'party-left', transferId: taken, party: 'citizen', cause: 'NORMAL_CLEARING' });
+    await expect.poll(async () => (await h.records.get(taken))?.owner).toEqual({ desk: '110', basis: 'taken-by-target' });
+    expect((await h.records.get(taken))?.firstReceiver).toBe('12345');
+  });
+
   it('documents the policy routes in the OpenAPI description', async () => {
     h = await startPolicyHarness();
     const doc = await h.app.inject({ url: '/docs/json' });

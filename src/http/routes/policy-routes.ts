@@ -143,6 +143,17 @@ export async function registerPolicyRoutes(
   });
 
   app.get(
+    '/v1/transfers/:id/record',
+    { schema: { summary: "A transfer's call record: transitions, outcome, owner (首接负责制), routing, feedback", params: z.object({ id: z.uuid() }) } },
+    async (request) => {
+      auth.authorise(request, ['agent', 'supervisor']);
+      const record = await records(() => deps.records.get(request.params.id));
+      if (!record) throw new AppError('transfer_not_found', `no call record for transfer ${request.params.id}`);
+      return record;
+    },
+  );
+
+  app.get(
     '/v1/transfers/export',
     {
       schema: {
