@@ -84,9 +84,17 @@ export async function startPostgres(): Promise<PostgresServer> {
     }
   }
 
+  // A test run that dies without calling stop() must not leave a server behind.
+  const onExit = () => {
+    signal(postmasterPid(data), 'SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
+
   return {
     url,
     async stop() {
+      process.off('exit', onExit);
       if (child.exitCode === null) {
         // Signal postgres itself (runuser may not pass signals on): SIGINT is its fast shutdown.
         const pid = postmasterPid(data);

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -45,7 +45,8 @@ describe('the policy settings and the routing lists shipped in config/', () => {
     const raw = JSON.parse(readFileSync(join(configDir, 'routing/guilin.json'), 'utf8')) as { categories: { route: unknown; subcategories: { code: string }[] }[] };
     raw.categories[3]!.route = { kind: 'desk', desk: '911' };
     raw.categories[7]!.subcategories[0]!.code = '9.99';
-    const file = join(mkdtempSync(join(tmpdir(), 'hl-list-')), 'list.json');
+    const dir = mkdtempSync(join(tmpdir(), 'hl-list-'));
+    const file = join(dir, 'list.json');
     writeFileSync(file, JSON.stringify(raw));
     const config = loadConfig({ defaultsPath, env: {} });
     let error: unknown;
@@ -61,5 +62,6 @@ describe('the policy settings and the routing lists shipped in config/', () => {
     raw.categories[7]!.subcategories[0]!.code = '2.02.01';
     writeFileSync(file, JSON.stringify(raw));
     expect(() => loadRoutingList(file, Object.keys(config.desks))).toThrow(/categories\.3\.route\.desk: desk 911 is not configured in desks/);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
