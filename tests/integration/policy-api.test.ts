@@ -249,6 +249,10 @@ describe('the linkage policy over HTTP (real Redis and PostgreSQL)', () => {
     const page2 = await h.app.inject({ url: `/v1/transfers?direction=12345-110&limit=3&cursor=${page1.json().next}`, headers: auth('supervisor') });
     expect(page2.json().records).toHaveLength(1);
     expect(page2.json().next).toBeNull();
+    const badCursor = await h.app.inject({ url: '/v1/transfers?cursor=bm9wZQ', headers: auth('supervisor') });
+    expect([badCursor.statusCode, badCursor.json().error.code]).toEqual([400, 'invalid_request']);
+    const badDay = await h.app.inject({ url: '/v1/summary?day=2026-13-45', headers: auth('supervisor') });
+    expect([badDay.statusCode, badDay.json().error.code]).toEqual([400, 'invalid_request']);
     const byState = await h.app.inject({ url: '/v1/transfers?state=failed', headers: auth('supervisor') });
     expect(byState.json().records.map((r: { transferId: string; trunkFallbacks: number }) => [r.transferId, r.trunkFallbacks])).toEqual([[ids[3], 1]]);
 

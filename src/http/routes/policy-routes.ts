@@ -12,7 +12,7 @@ import type { LinkageMetrics } from '../../metrics/metrics.js';
 import type { FeedbackService } from '../../policy/feedback-service.js';
 import { FlagRequestSchema, NumberRequestSchema, type NuisanceService } from '../../policy/nuisance-service.js';
 import type { RedirectService } from '../../policy/redirect-service.js';
-import { FeedbackInputSchema, RecordFilterSchema, type CallRecord, type CallRecordStore } from '../../records/call-record.js';
+import { decodeCursor, FeedbackInputSchema, RecordFilterSchema, type CallRecord, type CallRecordStore } from '../../records/call-record.js';
 import { TransferRequestSchema } from '../../transfer/transfer-request.js';
 import type { ApiKeyAuthenticator } from '../auth.js';
 import { transferView } from '../transfer-view.js';
@@ -139,6 +139,9 @@ export async function registerPolicyRoutes(
   app.get('/v1/transfers', { schema: { summary: 'Call records, newest first, paged', querystring: QuerySchema } }, async (request) => {
     auth.authorise(request, ['agent', 'supervisor']);
     const { limit, cursor, ...filter } = request.query;
+    if (cursor !== undefined && decodeCursor(cursor) === null) {
+      throw new AppError('invalid_request', 'the cursor is not one this API gave out', { field: 'cursor' });
+    }
     return records(() => deps.records.query(filter, { limit, cursor: cursor ?? null }));
   });
 
@@ -184,6 +187,9 @@ export async function registerPolicyRoutes(
     },
     async (request) => {
       auth.authorise(request, ['agent', 'supervisor']);
+      if (Number.isNaN(Date.parse(`${request.query.day}T00:00:00Z`))) {
+        throw new AppError('invalid_request', 'not a calendar day', { field: 'day' });
+      }
       const bounds = dayBounds(request.query.day, deps.settings.summaryUtcOffsetMinutes);
       const desks = await summariseDay(deps.records.stream({ ...bounds, ...(request.query.desk ? { desk: request.query.desk } : {}) }), {
         now: deps.clock.now(),
