@@ -70,6 +70,23 @@ export class NuisanceService {
     };
   }
 
+  /** The switch reports an incoming call: counted, and the answer says whether to warn the agent. */
+  async countCall(callerNumber: z.output<typeof NumberRequestSchema>['callerNumber']) {
+    const hash = this.deps.hasher.hash(callerNumber);
+    if (hash === null) return { masked: 'withheld', flag: null, recentCalls: 0, windowSeconds: this.deps.settings.repeatWindowSeconds, repeated: false };
+    const now = this.deps.clock.now();
+    const [flag, recentCalls] = await this.guard(() =>
+      Promise.all([this.deps.store.get(hash, now), this.deps.store.countCall(hash, now, this.deps.settings.repeatWindowSeconds)]),
+    );
+    return {
+      masked: this.deps.hasher.masked(callerNumber),
+      flag,
+      recentCalls,
+      windowSeconds: this.deps.settings.repeatWindowSeconds,
+      repeated: recentCalls >= this.deps.settings.repeatThreshold,
+    };
+  }
+
   async list(limit: number): Promise<NuisanceFlag[]> {
     return this.guard(() => this.deps.store.list(this.deps.clock.now(), limit));
   }

@@ -108,6 +108,13 @@ describe('the linkage policy over HTTP (in memory)', () => {
 
     const lookup = await h.app.inject({ method: 'POST', url: '/v1/nuisance/lookup', headers: auth('agent'), payload: { callerNumber: '13800138000' } });
     expect(lookup.json()).toMatchObject({ flag: { kind: 'threatening' }, recentCalls: 4 });
+    const call = await h.app.inject({ method: 'POST', url: '/v1/nuisance/calls', headers: auth('pbx'), payload: { callerNumber: '13900139000' } });
+    expect(call.json()).toMatchObject({ masked: '139****9000', flag: null, recentCalls: 2, repeated: false });
+    const list = await h.app.inject({ url: '/v1/nuisance/flags', headers: auth('supervisor') });
+    expect(list.json().flags).toEqual([expect.objectContaining({ masked: '138****8000', kind: 'threatening', note: '多次扬言报复' })]);
+    const unflag = await h.app.inject({ method: 'POST', url: '/v1/nuisance/unflag', headers: auth('supervisor'), payload: { callerNumber: '13800138000' } });
+    expect(unflag.json()).toEqual({ removed: true });
+    expect(events.filter((e) => e.kind === 'nuisance').map((e) => e.kind === 'nuisance' && e.action)).toEqual(['flagged', 'unflagged']);
     await h.policy.writer.flush();
     expect(h.rawLogs.join('\n')).not.toContain('13800138000');
     const metrics = (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body;

@@ -97,6 +97,14 @@ export async function registerPolicyRoutes(
     auth.authorise(request, ['agent', 'supervisor', 'pbx']);
     return deps.nuisance.lookup(request.body.callerNumber);
   });
+  app.post(
+    '/v1/nuisance/calls',
+    { schema: { summary: 'The switch reports an incoming call: counts it, answers whether the number is flagged or repeating', body: NumberRequestSchema } },
+    async (request) => {
+      auth.authorise(request, ['pbx']);
+      return deps.nuisance.countCall(request.body.callerNumber);
+    },
+  );
   app.get(
     '/v1/nuisance/flags',
     { schema: { summary: 'Flagged numbers (masked)', querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }) } },
