@@ -34,6 +34,14 @@ export const ConfigSchema = z
       .object({
         /** null: the embedded in-memory stores (one instance, nothing survives a restart). */
         url: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').nullable(),
+        /** Redis Sentinel instead of one URL: the master's name and the sentinels to ask for it. */
+        sentinel: z
+          .object({
+            name: z.string().min(1),
+            nodes: z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'host:port')).min(1),
+          })
+          .strict()
+          .nullable(),
         namespace: z.string().regex(/^[0-9A-Za-z_-]{1,32}$/),
         commandTimeoutMs: z.number().int().min(10).max(10_000),
         connectTimeoutMs: z.number().int().min(10).max(60_000),
@@ -164,7 +172,15 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Json {
   if (env.PORT !== undefined) http.port = env.PORT;
   if (env.PUBLIC_BASE_URL !== undefined) http.publicBaseUrl = env.PUBLIC_BASE_URL;
   if (Object.keys(http).length > 0) out.http = http;
-  if (env.REDIS_URL !== undefined) out.redis = { url: env.REDIS_URL === '' ? null : env.REDIS_URL };
+  const redis: Json = {};
+  if (env.REDIS_URL !== undefined) redis.url = env.REDIS_URL === '' ? null : env.REDIS_URL;
+  if (env.REDIS_SENTINELS !== undefined) {
+    redis.sentinel = {
+      name: env.REDIS_SENTINEL_NAME ?? 'mymaster',
+      nodes: env.REDIS_SENTINELS.split(',').map((n) => n.trim()).filter(Boolean),
+    };
+  }
+  if (Object.keys(redis).length > 0) out.redis = redis;
   if (env.LOG_LEVEL !== undefined) out.logLevel = env.LOG_LEVEL;
   if (env.DATABASE_URL !== undefined) out.records = { postgresUrl: env.DATABASE_URL === '' ? null : env.DATABASE_URL };
   if (env.ROUTING_LIST !== undefined || env.NUISANCE_HASH_KEY !== undefined) {

@@ -13,6 +13,7 @@ export const ERRORS = {
   cannot_cancel: 409,
   idempotency_key_reused: 422,
   payload_too_large: 413,
+  uri_too_long: 414,
   unsupported_media_type: 415,
   switch_unavailable: 503,
   store_unavailable: 503,

@@ -28,7 +28,8 @@ interface Stores {
 }
 
 function buildStores(config: Config): Stores {
-  if (config.redis.url === null) {
+  const target = config.redis.sentinel ? { sentinel: config.redis.sentinel } : config.redis.url;
+  if (target === null) {
     return {
       tickets: new MemoryTicketStore(systemClock),
       transfers: new MemoryTransferStore(),
@@ -38,8 +39,8 @@ function buildStores(config: Config): Stores {
     };
   }
   const timeouts = { commandTimeoutMs: config.redis.commandTimeoutMs, connectTimeoutMs: config.redis.connectTimeoutMs };
-  const redis = connectRedis(config.redis.url, timeouts);
-  const subscriber = connectRedis(config.redis.url, timeouts);
+  const redis = connectRedis(target, timeouts);
+  const subscriber = connectRedis(target, timeouts);
   const keys = redisKeys(config.redis.namespace);
   const quiet = (client: Redis) => client.on('error', () => undefined); // state is reported by /health/ready
   quiet(redis);

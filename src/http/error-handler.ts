@@ -32,6 +32,7 @@ export function handleError(error: FastifyError | AppError | Error, request: Fas
   }
   const status = (error as FastifyError).statusCode;
   if (status === 413) return reply.status(413).send(errorBody('payload_too_large', 'the request body is too large'));
+  if (status === 414) return reply.status(414).send(errorBody('uri_too_long', 'a path parameter is too long'));
   if (status === 415) {
     return reply.status(415).send(errorBody('unsupported_media_type', 'send the body as application/json'));
   }

@@ -76,6 +76,8 @@ export class TransferService {
   private readonly live = new Map<string, Transfer>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly answerGuards = new Map<string, NodeJS.Timeout>();
+  /** One child logger per live transfer, made once: pino's child() is not free on the hot path. */
+  private readonly loggers = new Map<string, Logger>();
   /** Idempotency keys seen here, so a double press is one transfer even while the store is down. */
   private readonly localIdempotency = new Map<string, { transferId: string; fingerprint: string }>();
   private readonly deferred: DeferredWrites;
@@ -373,8 +375,8 @@ export class TransferService {
     if ((await this.persist(next, record)) === 'stale') {
       // Another instance stored this version first (it resumed the transfer too): it drives it, and
       // performing the effects here as well would place the call twice.
-      this.live.delete(transferId);
       this.logFor(next).info({ event: event.type }, 'another instance drives this transfer');
+      this.finish(transferId);
       return this.deps.transfers.get(transferId).catch(() => null);
     }
     this.logFor(next).info({ from: current.state, to: next.state, event: event.type, detail: record.detail }, 'transfer transition');
@@ -506,6 +508,7 @@ export class TransferService {
   private finish(transferId: string): void {
     this.clearGuard(transferId);
     this.live.delete(transferId);
+    this.loggers.delete(transferId);
   }
 
   private unsettledCount(): number {
@@ -609,12 +612,16 @@ export class TransferService {
   }
 
   private logFor(transfer: Transfer): Logger {
-    return this.deps.logger.child({
+    const cached = this.loggers.get(transfer.id);
+    if (cached) return cached;
+    const logger = this.deps.logger.child({
       transferId: transfer.id,
       direction: `${transfer.direction.from}->${transfer.direction.to}`,
       mode: transfer.mode,
       priority: transfer.priority,
     });
+    if (this.live.has(transfer.id)) this.loggers.set(transfer.id, logger);
+    return logger;
   }
 }
 

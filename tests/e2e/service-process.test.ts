@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freePort } from '../support/redis-server.js';
+import { freePort, startRedis, startSentinel } from '../support/redis-server.js';
 
 const root = join(import.meta.dirname, '../..');
 const children: ChildProcess[] = [];
@@ -68,5 +68,21 @@ describe('the service process', () => {
     service.child.kill('SIGTERM');
     expect(await service.exited).toBe(0);
     expect(service.out()).toContain('"msg":"stopped"');
+  });
+
+  it('finds its Redis through Sentinel when REDIS_SENTINELS is set', async () => {
+    const redis = await startRedis();
+    const sentinel = await startSentinel(redis.port);
+    try {
+      const port = await freePort();
+      startService({ PORT: String(port), REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`, REDIS_SENTINEL_NAME: 'mymaster' });
+      await waitForHttp(`http://127.0.0.1:${port}/health/live`);
+      await expect
+        .poll(async () => ((await (await fetch(`http://127.0.0.1:${port}/health/ready`)).json()) as { checks: unknown[] }).checks)
+        .toEqual([{ name: 'store', healthy: true, detail: 'redis' }]);
+    } finally {
+      await sentinel.stop();
+      await redis.stop();
+    }
   });
 });

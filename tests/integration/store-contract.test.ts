@@ -213,3 +213,32 @@ describe('memory ticket store', () => {
     expect(await tickets.get(stub.ticketId)).toBeNull();
   });
 });
+
+describe('memory stores stay bounded', () => {
+  it('keep at most the configured number of ended transfers, the newest', async () => {
+    const store = new MemoryTransferStore(3);
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i += 1) {
+      const t = transfer();
+      ids.push(t.id);
+      await store.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'm' });
+      const done = { ...t, state: 'completed' as const, version: 2 };
+      await store.save(done, record(done, 'party-left'));
+    }
+    const live = transfer();
+    await store.create(live, record(live), { idempotencyKey: null, requestFingerprint: 'm' });
+    expect(store.size).toBe(4);
+    expect(await store.get(ids[0]!)).toBeNull();
+    expect((await store.get(ids[4]!))?.state).toBe('completed');
+    expect(await store.get(live.id)).not.toBeNull();
+  });
+
+  it('sweep expired ticket stubs as new ones arrive', async () => {
+    let now = Date.parse('2026-11-23T08:00:00Z');
+    const tickets = new MemoryTicketStore({ now: () => new Date(now) });
+    for (let i = 0; i < 999; i += 1) await tickets.put({ ...stub, ticketId: `GD-old-${i}` }, 60);
+    now += 61_000;
+    await tickets.put({ ...stub, ticketId: 'GD-new' }, 60);
+    expect(tickets.size).toBe(1);
+  });
+});

@@ -2,7 +2,7 @@
 // Redis for this service must be: Redis writes the AOF before it replies, so a killed and restarted
 // Redis keeps every acknowledged write (fsync every second covers the machine itself crashing).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +83,28 @@ export async function startRedis(): Promise<RedisServer> {
       await kill();
       await new Promise((r) => setTimeout(r, downtimeMs));
       await launch();
+    },
+  };
+}
+
+/** A Redis Sentinel watching a master under the name `mymaster`. */
+export async function startSentinel(masterPort: number): Promise<{ port: number; stop(): Promise<void> }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'hl-sentinel-'));
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(conf, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor mymaster 127.0.0.1 ${masterPort} 1\n`);
+  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  await waitForPort(port);
+  return {
+    port,
+    async stop() {
+      if (child.exitCode === null) {
+        await new Promise<void>((resolve) => {
+          child.once('exit', () => resolve());
+          child.kill('SIGKILL');
+        });
+      }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -4,12 +4,27 @@ import type { TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
 import type { Clock, CreateOptions, CreateResult, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
 
+/** How many puts between sweeps of expired stubs, so an idle stub does not stay in memory for ever. */
+const SWEEP_EVERY = 1000;
+
 export class MemoryTicketStore implements TicketStore {
   private readonly stubs = new Map<string, { stub: TicketStub; expiresAt: number }>();
+  private putsSinceSweep = 0;
   constructor(private readonly clock: Clock) {}
 
   async put(stub: TicketStub, ttlSeconds: number): Promise<void> {
-    this.stubs.set(stub.ticketId, { stub, expiresAt: this.clock.now().getTime() + ttlSeconds * 1000 });
+    const now = this.clock.now().getTime();
+    this.stubs.delete(stub.ticketId); // re-inserted last, so the map stays in expiry order per TTL
+    this.stubs.set(stub.ticketId, { stub, expiresAt: now + ttlSeconds * 1000 });
+    this.putsSinceSweep += 1;
+    if (this.putsSinceSweep >= SWEEP_EVERY) {
+      this.putsSinceSweep = 0;
+      for (const [id, entry] of this.stubs) if (entry.expiresAt <= now) this.stubs.delete(id);
+    }
+  }
+
+  get size(): number {
+    return this.stubs.size;
   }
 
   async get(ticketId: string): Promise<TicketStub | null> {
@@ -24,12 +39,21 @@ export class MemoryTicketStore implements TicketStore {
 }
 
 const AUDIT_CAP = 200;
+/** Ended transfers kept for reads; the oldest go first. Live ones are always kept. */
+const ENDED_CAP = 10_000;
 
 export class MemoryTransferStore implements TransferStore {
   private readonly transfers = new Map<string, Transfer>();
   private readonly audits = new Map<string, TransitionRecord[]>();
   private readonly idempotency = new Map<string, { transferId: string; fingerprint: string }>();
   private readonly callLocks = new Map<string, string>();
+  private readonly ended: string[] = [];
+
+  constructor(private readonly endedCap = ENDED_CAP) {}
+
+  get size(): number {
+    return this.transfers.size;
+  }
 
   async create(transfer: Transfer, record: TransitionRecord, options: CreateOptions): Promise<CreateResult> {
     if (options.idempotencyKey !== null) {
@@ -44,6 +68,11 @@ export class MemoryTransferStore implements TransferStore {
 
     if (options.idempotencyKey !== null) {
       this.idempotency.set(options.idempotencyKey, { transferId: transfer.id, fingerprint: options.requestFingerprint });
+      // Keys are remembered for about as many transfers as are kept (Redis expires them by TTL instead).
+      if (this.idempotency.size > this.endedCap * 2) {
+        const oldest = this.idempotency.keys().next().value;
+        if (oldest !== undefined) this.idempotency.delete(oldest);
+      }
     }
     this.callLocks.set(lockKey, transfer.id);
     this.transfers.set(transfer.id, transfer);
@@ -62,6 +91,7 @@ export class MemoryTransferStore implements TransferStore {
     const lockKey = callLockKey(transfer);
     if (isTerminal(transfer.state)) {
       if (this.callLocks.get(lockKey) === transfer.id) this.callLocks.delete(lockKey);
+      this.forgetOldest(transfer.id);
     } else if (!stored) {
       this.callLocks.set(lockKey, transfer.id);
     }
@@ -70,6 +100,15 @@ export class MemoryTransferStore implements TransferStore {
 
   async get(transferId: string): Promise<Transfer | null> {
     return this.transfers.get(transferId) ?? null;
+  }
+
+  private forgetOldest(endedId: string): void {
+    this.ended.push(endedId);
+    while (this.ended.length > this.endedCap) {
+      const oldest = this.ended.shift()!;
+      this.transfers.delete(oldest);
+      this.audits.delete(oldest);
+    }
   }
 
   async listLive(): Promise<Transfer[]> {

@@ -5,7 +5,9 @@ import { Redis, type RedisOptions } from 'ioredis';
  * would stall a transfer for seconds. Here a command fails fast instead; the transfer service decides
  * what a failure means (refuse a normal transfer, carry on with an emergency one).
  */
-export function connectRedis(url: string, options: { commandTimeoutMs: number; connectTimeoutMs: number }): Redis {
+export type RedisTarget = string | { readonly sentinel: { readonly name: string; readonly nodes: readonly string[] } };
+
+export function connectRedis(target: RedisTarget, options: { commandTimeoutMs: number; connectTimeoutMs: number }): Redis {
   const settings: RedisOptions = {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -17,5 +19,14 @@ export function connectRedis(url: string, options: { commandTimeoutMs: number; c
     // Commands issued in one tick go out in one write: a burst of transfers costs far fewer syscalls.
     enableAutoPipelining: true,
   };
-  return new Redis(url, settings);
+  if (typeof target === 'string') return new Redis(target, settings);
+  // Sentinel: ioredis asks the sentinels for the master and follows a failover by itself.
+  return new Redis({
+    ...settings,
+    name: target.sentinel.name,
+    sentinels: target.sentinel.nodes.map((node) => {
+      const at = node.lastIndexOf(':');
+      return { host: node.slice(0, at), port: Number(node.slice(at + 1)) };
+    }),
+  });
 }
