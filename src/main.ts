@@ -24,6 +24,8 @@ interface Stores {
   transfers: TransferStore;
   bus: EventBus;
   healthChecks: HealthCheck[];
+  /** The command connection, shared with the policy's nuisance store; null in memory. */
+  redis: Redis | null;
   close(): Promise<void>;
 }
 
@@ -35,6 +37,7 @@ function buildStores(config: Config): Stores {
       transfers: new MemoryTransferStore(),
       bus: new MemoryEventBus(),
       healthChecks: [{ name: 'store', check: async () => ({ healthy: true, detail: 'embedded in-memory store (one instance, not durable)' }) }],
+      redis: null,
       close: async () => undefined,
     };
   }
@@ -52,6 +55,7 @@ function buildStores(config: Config): Stores {
       idempotencyTtlSeconds: config.transfers.idempotencyTtlSeconds,
     }),
     bus: new RedisEventBus(redis, subscriber, keys.feed),
+    redis,
     healthChecks: [
       {
         name: 'store',
@@ -98,7 +102,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     }
     throw err;
   }
-  const policyAdapters = await buildPolicyAdapters(config, logger);
+  const policyAdapters = await buildPolicyAdapters(config, logger, stores.redis);
   const policy = new LinkagePolicy({
     list: routingList,
     nuisance: policyAdapters.nuisance,

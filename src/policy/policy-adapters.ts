@@ -1,9 +1,9 @@
 // The policy's adapters as configuration chooses them: nuisance flags in Redis (or memory), call
 // records in PostgreSQL (or memory), and the retention sweep. Called by main.ts only.
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { MemoryNuisanceStore } from '../adapters/memory/memory-nuisance-store.js';
 import { policyRedisKeys } from '../adapters/redis/keys.js';
-import { connectRedis } from '../adapters/redis/redis-connection.js';
 import { RedisNuisanceStore } from '../adapters/redis/redis-nuisance-store.js';
 import type { Config } from '../config.js';
 import type { CallRecordStore } from '../records/call-record.js';
@@ -13,20 +13,15 @@ import type { NuisanceStore } from './nuisance.js';
 
 const RETENTION_SWEEP_MS = 3_600_000;
 
+/** redis: the stores' command connection (URL or Sentinel), owned and closed by main; null in memory. */
 export async function buildPolicyAdapters(
   config: Config,
   logger: Logger,
+  redis: Redis | null,
 ): Promise<{ nuisance: NuisanceStore; records: CallRecordStore; close(): Promise<void> }> {
   const closers: (() => Promise<unknown>)[] = [];
-  let nuisance: NuisanceStore;
-  if (config.redis.url === null) {
-    nuisance = new MemoryNuisanceStore();
-  } else {
-    const redis = connectRedis(config.redis.url, { commandTimeoutMs: config.redis.commandTimeoutMs, connectTimeoutMs: config.redis.connectTimeoutMs });
-    redis.on('error', () => undefined);
-    nuisance = new RedisNuisanceStore(redis, policyRedisKeys(config.redis.namespace));
-    closers.push(() => redis.quit());
-  }
+  const nuisance: NuisanceStore =
+    redis === null ? new MemoryNuisanceStore() : new RedisNuisanceStore(redis, policyRedisKeys(config.redis.namespace));
   let records: CallRecordStore;
   if (config.records.postgresUrl === null) {
     logger.warn('call records are kept in memory: set DATABASE_URL for durable records');
