@@ -202,5 +202,7 @@ export interface IdSource {
 /** A dependency the readiness probe reports on. */
 export interface HealthCheck {
   readonly name: string;
+  /** False for a dependency transfers do not need (call records): reported, but never makes the instance not ready. */
+  readonly critical?: boolean;
   check(): Promise<{ healthy: boolean; detail?: string }>;
 }

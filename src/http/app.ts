@@ -166,7 +166,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
     const switches = service.switchStatuses();
     const anySwitch = switches.some((s) => s.state === 'connected');
-    const ready = !service.isDraining && checks.every((c) => c.healthy) && anySwitch;
+    const critical = new Set(deps.healthChecks.filter((c) => c.critical !== false).map((c) => c.name));
+    const ready = !service.isDraining && checks.every((c) => c.healthy || !critical.has(c.name)) && anySwitch;
     return reply.status(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'not-ready',
       draining: service.isDraining,

@@ -28,7 +28,10 @@ export async function buildPolicyAdapters(
     records = new MemoryCallRecords(config.records.memoryCap);
   } else {
     const pg = new PostgresCallRecords({ connectionString: config.records.postgresUrl });
-    await pg.migrate();
+    // A database down at start-up must not stop transfers: the schema is made when it comes back.
+    await pg.migrate().catch((err: unknown) =>
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'call records database unavailable at start-up'),
+    );
     records = pg;
   }
   closers.push(() => records.close());

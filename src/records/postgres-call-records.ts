@@ -70,11 +70,23 @@ export class PostgresCallRecords implements CallRecordStore {
     this.pool.on('error', () => undefined); // an idle client's broken connection; health reports it
   }
 
+  private schema: Promise<void> | null = null;
+
+  /** Creates the tables if missing. Also run before every operation until it has succeeded once, so a
+   *  database that was down at start-up is set up when it comes back. */
   async migrate(): Promise<void> {
-    await this.pool.query(MIGRATION);
+    this.schema ??= this.pool.query(MIGRATION).then(
+      () => undefined,
+      (err: unknown) => {
+        this.schema = null;
+        throw err;
+      },
+    );
+    return this.schema;
   }
 
   async recordTransition(transfer: Transfer, transition: TransitionRecord): Promise<void> {
+    await this.migrate();
     const incoming = rowOf(transfer, transition);
     await this.inTransaction(async (client) => {
       const inserted = await client.query(
@@ -99,6 +111,7 @@ export class PostgresCallRecords implements CallRecordStore {
   }
 
   async recordAdvice(row: RecordRow): Promise<void> {
+    await this.migrate();
     await this.pool.query(
       `INSERT INTO call_records (transfer_id, kind, ticket_id, from_desk, to_desk, state, category_code, version, created_at, answered_at, ended_at, doc)
        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12) ON CONFLICT (transfer_id) DO NOTHING`,
@@ -107,6 +120,7 @@ export class PostgresCallRecords implements CallRecordStore {
   }
 
   async addFeedback(feedback: TicketFeedback): Promise<void> {
+    await this.migrate();
     await this.pool.query('INSERT INTO call_feedback (transfer_id, ticket_id, received_at, doc) VALUES ($1,$2,$3,$4)', [
       feedback.transferId,
       feedback.ticketId,
@@ -116,11 +130,13 @@ export class PostgresCallRecords implements CallRecordStore {
   }
 
   async get(transferId: string): Promise<CallRecord | null> {
+    await this.migrate();
     const rows = await this.pool.query<{ doc: RecordRow }>('SELECT doc FROM call_records WHERE transfer_id = $1', [transferId]);
     return (await this.complete(rows.rows.map((r) => r.doc)))[0] ?? null;
   }
 
   async byTicket(ticketId: string): Promise<CallRecord[]> {
+    await this.migrate();
     const rows = await this.pool.query<{ doc: RecordRow }>(
       'SELECT doc FROM call_records WHERE ticket_id = $1 ORDER BY created_at DESC, transfer_id DESC',
       [ticketId],
@@ -129,6 +145,7 @@ export class PostgresCallRecords implements CallRecordStore {
   }
 
   async query(filter: RecordFilter, page: Page): Promise<PageResult> {
+    await this.migrate();
     const after = page.cursor ? decodeCursor(page.cursor) : null;
     const rows = await this.page(filter, after, page.limit + 1);
     const taken = rows.slice(0, page.limit);
@@ -137,6 +154,7 @@ export class PostgresCallRecords implements CallRecordStore {
   }
 
   async *stream(filter: RecordFilter): AsyncIterable<CallRecord> {
+    await this.migrate();
     let after: { createdAt: string; transferId: string } | null = null;
     for (;;) {
       const rows = await this.page(filter, after, STREAM_BATCH);
@@ -148,6 +166,7 @@ export class PostgresCallRecords implements CallRecordStore {
   }
 
   async overdue(createdBefore: Date, limit: number): Promise<CallRecord[]> {
+    await this.migrate();
     const rows = await this.pool.query<{ doc: RecordRow }>(
       `SELECT r.doc FROM call_records r
         WHERE r.kind = 'transfer' AND r.answered_at IS NOT NULL AND r.state NOT IN ('failed', 'cancelled', 'rejected')
@@ -159,6 +178,7 @@ export class PostgresCallRecords implements CallRecordStore {
   }
 
   async purge(createdBefore: Date): Promise<number> {
+    await this.migrate();
     const result = await this.pool.query('DELETE FROM call_records WHERE created_at < $1', [createdBefore.toISOString()]);
     return result.rowCount ?? 0;
   }

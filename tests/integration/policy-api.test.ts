@@ -5,7 +5,7 @@ import { PostgresCallRecords } from '../../src/records/postgres-call-records.js'
 import { auth, transferBody } from '../support/harness.js';
 import { startPolicyHarness, type PolicyHarness } from '../support/policy-harness.js';
 import { startPostgres, type PostgresServer } from '../support/postgres-server.js';
-import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { freePort, startRedis, type RedisServer } from '../support/redis-server.js';
 
 const ticket = (categoryCode: string) => ({ ...transferBody().ticket, categoryCode });
 
@@ -218,6 +218,30 @@ describe('when Redis is down', () => {
     expect(res.json().transfer).toMatchObject({ priority: 'emergency', target: { desk: '110' }, routing: { basis: 'danger', nuisance: null } });
     const flag = await h.app.inject({ method: 'POST', url: '/v1/nuisance/flags', headers: auth('agent'), payload: { callerNumber: '13800138000', kind: 'repeated' } });
     expect([flag.statusCode, flag.json().error.code]).toEqual([503, 'store_unavailable']);
+  });
+});
+
+describe('when the call records database is unreachable', () => {
+  it('transfers still go, the instance stays ready, and /health/ready and /metrics say records are failing', async () => {
+    const records = new PostgresCallRecords({ connectionString: `postgres://test@127.0.0.1:${await freePort()}/postgres` });
+    const h = await startPolicyHarness({ records });
+    try {
+      const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.01') }) });
+      expect(res.statusCode).toBe(202);
+      await expect.poll(async () => (await h.service.get(res.json().transfer.id)).state).toBe('bridged');
+      const ready = await h.app.inject({ url: '/health/ready' });
+      expect(ready.statusCode).toBe(200);
+      expect(ready.json().checks).toContainEqual({ name: 'call-records', healthy: false, detail: expect.stringContaining('postgresql') });
+      await expect
+        .poll(async () => (await h.app.inject({ url: '/metrics' })).body, { timeout: 5000 })
+        .toMatch(/linkage_call_record_writes_dropped_total [1-9]/);
+      expect((await h.app.inject({ url: '/metrics' })).body).toContain('linkage_dependency_up{dependency="call-records"} 0');
+      const query = await h.app.inject({ url: '/v1/transfers', headers: auth('supervisor') });
+      expect([query.statusCode, query.json().error.code]).toEqual([503, 'store_unavailable']);
+    } finally {
+      await h.close();
+      await records.close();
+    }
   });
 });
 
