@@ -3,6 +3,7 @@
 // with the setting's path and the reason.
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { FreeswitchInstancesSchema } from './adapters/freeswitch/config.js';
 import { DeskIdSchema } from './domain/ticket-stub.js';
 
 export const ROLES = ['agent', 'seat', 'supervisor', 'pbx'] as const;
@@ -87,6 +88,8 @@ export const ConfigSchema = z
         memoryCap: z.number().int().min(100),
       })
       .strict(),
+    /** One entry per FreeSWITCH instance this service drives over the Event Socket (issue 3). */
+    freeswitch: FreeswitchInstancesSchema,
     auth: z
       .object({
         /** The sample keys in config/default.json; refused when NODE_ENV is production. */
@@ -165,6 +168,14 @@ function parseApiKeys(raw: string): unknown[] {
     });
 }
 
+function parseJsonList(raw: string, name: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError([`${name}: not valid JSON (${(err as Error).message})`]);
+  }
+}
+
 function fromEnvironment(env: NodeJS.ProcessEnv): Json {
   const out: Json = {};
   const http: Json = {};
@@ -190,6 +201,9 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Json {
     };
   }
   if (env.API_KEYS !== undefined) out.auth = { developmentKeys: false, keys: parseApiKeys(env.API_KEYS) };
+  // FREESWITCH_INSTANCES='[{"switchId":"fs-a","desk":"12345","password":"…"}]' replaces the list, so
+  // Event Socket passwords can stay out of files.
+  if (env.FREESWITCH_INSTANCES !== undefined) out.freeswitch = parseJsonList(env.FREESWITCH_INSTANCES, 'FREESWITCH_INSTANCES');
   return out;
 }
 

@@ -2,6 +2,8 @@
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { createEslCallControls } from './adapters/freeswitch/config.js';
 import { MemoryEventBus } from './adapters/memory/memory-event-bus.js';
 import { MemoryTicketStore, MemoryTransferStore } from './adapters/memory/memory-stores.js';
 import { redisKeys } from './adapters/redis/keys.js';
@@ -73,8 +75,12 @@ function buildStores(config: Config): Stores {
 }
 
 /** Call-control drivers named in config. The FreeSWITCH and SIP drivers register here. */
-function buildSwitches(_config: Config): CallControl[] {
-  return [];
+function buildSwitches(config: Config, logger: Logger): CallControl[] {
+  // One Event Socket driver per FreeSWITCH instance; each connects (and reconnects) on its own, and
+  // its state shows in /health/ready and on the feed through the service's onStatus subscription.
+  const freeswitch = createEslCallControls(config.freeswitch, { logger });
+  for (const driver of freeswitch) driver.start();
+  return [...freeswitch];
 }
 
 export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
@@ -131,7 +137,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       answerGuardGraceMs: 5000,
     },
   });
-  const switches = buildSwitches(config);
+  const switches = buildSwitches(config, logger);
   for (const callControl of switches) service.attachSwitch(callControl);
   if (switches.length === 0) logger.warn('no call-control driver is configured: transfers are refused with 503');
 

@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RedisTransferLease } from '../../../src/adapters/redis/transfer-lease.js';
+import { startRedis, type RedisServer } from '../../support/redis-server.js';
+
+describe('the transfer lease in a real Redis', () => {
+  let server: RedisServer;
+  let redisA: Redis;
+  let redisB: Redis;
+  beforeAll(async () => {
+    server = await startRedis();
+    redisA = new Redis(server.url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+    redisB = new Redis(server.url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+  });
+  afterAll(async () => {
+    redisA.disconnect();
+    redisB.disconnect();
+    await server.stop();
+  });
+
+  it('exactly one instance gets the lease when both try at once', async () => {
+    const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 5_000 });
+    const b = new RedisTransferLease(redisB, { holderId: 'svc-b', ttlMs: 5_000 });
+    const ids = Array.from({ length: 50 }, () => randomUUID());
+    const results = await Promise.all(ids.flatMap((id) => [a.acquire(id), b.acquire(id)]));
+    for (let i = 0; i < ids.length; i++) expect([results[2 * i], results[2 * i + 1]].filter(Boolean)).toHaveLength(1);
+  });
+
+  it('only the holder can renew or release, and the key always has a TTL', async () => {
+    const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 5_000 });
+    const b = new RedisTransferLease(redisB, { holderId: 'svc-b', ttlMs: 5_000 });
+    const id = randomUUID();
+    expect(await a.acquire(id)).toBe(true);
+    expect(await b.renew(id)).toBe(false);
+    expect(await b.release(id)).toBe(false);
+    expect(await a.holder(id)).toBe('svc-a');
+    const ttl = await redisA.pttl(a.key(id));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(5_000);
+    expect(await a.renew(id)).toBe(true);
+    expect(await a.release(id)).toBe(true);
+    expect(await a.holder(id)).toBeNull();
+    expect(await b.acquire(id)).toBe(true);
+  });
+
+  it('when the holder dies, the lease expires and another instance takes it over; the old holder then learns it lost it', async () => {
+    const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 300 });
+    const b = new RedisTransferLease(redisB, { holderId: 'svc-b', ttlMs: 300 });
+    const id = randomUUID();
+    expect(await a.acquire(id)).toBe(true);
+    expect(await b.acquire(id)).toBe(false);
+    // svc-a stops renewing (it died, or paused longer than the TTL).
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await b.acquire(id)).toBe(true);
+    // svc-a wakes up: its renew fails and its release does not delete svc-b's lease.
+    expect(await a.renew(id)).toBe(false);
+    expect(await a.release(id)).toBe(false);
+    expect(await b.holder(id)).toBe('svc-b');
+  });
+
+  it('keep() renews while held, and reports the loss once when another instance holds it', async () => {
+    const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 300 });
+    const id = randomUUID();
+    await a.acquire(id);
+    const losses: string[] = [];
+    const stop = a.keep(id, (reason) => losses.push(reason));
+    await new Promise((r) => setTimeout(r, 700)); // more than two TTLs: only renewals keep it
+    expect(await a.holder(id)).toBe('svc-a');
+    expect(losses).toEqual([]);
+    await redisB.set(a.key(id), 'svc-b', 'PX', 5_000); // taken over (as after a pause past the TTL)
+    await new Promise((r) => setTimeout(r, 250));
+    expect(losses).toHaveLength(1);
+    expect(await a.holder(id)).toBe('svc-b');
+    stop();
+  });
+});
