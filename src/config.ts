@@ -56,6 +56,8 @@ export const ConfigSchema = z
         answerTimeoutSeconds: z.number().int().min(5).max(300),
         drainTimeoutSeconds: z.number().int().min(0).max(3600),
         deferredWriteRetryMs: z.number().int().min(50).max(60_000),
+        /** How long an instance's hold on a transfer lasts unrenewed; another takes it over after that. */
+        leaseTtlMs: z.number().int().min(1000).max(300_000),
       })
       .strict(),
     desks: z.record(DeskIdSchema, DeskConfigSchema).refine((d) => Object.keys(d).length >= 2, 'at least two desks'),

@@ -1,5 +1,6 @@
 // The composition root: configuration → adapters → transfer service → HTTP server; graceful shutdown.
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -10,10 +11,11 @@ import { redisKeys } from './adapters/redis/keys.js';
 import { connectRedis } from './adapters/redis/redis-connection.js';
 import { RedisEventBus } from './adapters/redis/redis-event-bus.js';
 import { RedisTicketStore, RedisTransferStore } from './adapters/redis/redis-stores.js';
+import { RedisTransferLease } from './adapters/redis/transfer-lease.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { buildApp } from './http/app.js';
 import { createLogger } from './logger.js';
-import type { CallControl, Clock, EventBus, HealthCheck, IdSource, TicketStore, TransferStore } from './ports.js';
+import type { CallControl, Clock, EventBus, HealthCheck, IdSource, TicketStore, TransferLease, TransferStore } from './ports.js';
 import { TransferService } from './transfer/transfer-service.js';
 import { buildPolicyAdapters } from './policy/policy-adapters.js';
 import { LinkagePolicy, loadRoutingList, RoutingListError } from './policy/linkage-policy.js';
@@ -22,6 +24,8 @@ const systemClock: Clock = { now: () => new Date() };
 const randomIds: IdSource = { uuid: () => randomUUID() };
 
 interface Stores {
+  /** Present when instances share the store: only the lease holder drives a transfer. */
+  lease?: TransferLease;
   tickets: TicketStore;
   transfers: TransferStore;
   bus: EventBus;
@@ -58,6 +62,11 @@ function buildStores(config: Config): Stores {
     }),
     bus: new RedisEventBus(redis, subscriber, keys.feed),
     redis,
+    lease: new RedisTransferLease(redis, {
+      holderId: `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`.replace(/[^A-Za-z0-9_.:-]/g, '_'),
+      ttlMs: config.transfers.leaseTtlMs,
+      keyPrefix: keys.leasePrefix,
+    }),
     healthChecks: [
       {
         name: 'store',
@@ -135,7 +144,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       publicBaseUrl: config.http.publicBaseUrl,
       deferredWriteRetryMs: config.transfers.deferredWriteRetryMs,
       answerGuardGraceMs: 5000,
+      takeoverIntervalMs: Math.ceil(config.transfers.leaseTtlMs / 2),
     },
+    ...(stores.lease ? { lease: stores.lease } : {}),
   });
   const switches = buildSwitches(config, logger);
   for (const callControl of switches) service.attachSwitch(callControl);

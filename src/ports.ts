@@ -189,6 +189,30 @@ export interface EventBus {
   close(): Promise<void>;
 }
 
+// ---------------------------------------------------------------- leases
+
+/**
+ * Which service instance drives a transfer. With several instances on one switch every instance sees
+ * every event, so only the lease holder acts on a transfer; when it dies its leases expire and another
+ * instance takes the transfers over and settles them from the switch (CallControl.reconcile).
+ */
+export interface TransferLease {
+  /** The instance this lease object acts for. */
+  readonly holderId: string;
+  /** Takes the lease if nobody holds it. */
+  acquire(transferId: string): Promise<boolean>;
+  /** Extends the lease; false if this instance no longer holds it (it must stop acting). */
+  renew(transferId: string): Promise<boolean>;
+  /** Gives the lease up; false if this instance did not hold it. */
+  release(transferId: string): Promise<boolean>;
+  holder(transferId: string): Promise<string | null>;
+  /**
+   * Renews every ttl/3 until stopped; calls onLost once if the lease is lost (taken over, or Redis
+   * unreachable past the TTL), after which the caller must stop driving the transfer.
+   */
+  keep(transferId: string, onLost: (reason: string) => void): () => void;
+}
+
 // ---------------------------------------------------------------- time and ids
 
 export interface Clock {

@@ -17,6 +17,7 @@ import type {
   IdSource,
   InFlightLegs,
   TicketStore,
+  TransferLease,
   TransferStore,
   TransitionRecord,
 } from '../ports.js';
@@ -35,6 +36,8 @@ export interface TransferServiceSettings {
   readonly deferredWriteRetryMs: number;
   /** Extra time past the switch's own answer timeout before the service gives up on a silent leg. */
   readonly answerGuardGraceMs: number;
+  /** With a lease: how often to look for transfers whose driving instance died, to take them over. */
+  readonly takeoverIntervalMs?: number;
 }
 
 /** What a routing policy decides before the stub is stored: the desk to dial and the priority. */
@@ -59,6 +62,8 @@ export interface TransferServiceDeps {
   readonly desks: DeskDirectory;
   readonly settings: TransferServiceSettings;
   readonly policy?: TransferPolicy;
+  /** Several instances on one store: only the lease holder drives a transfer. None: one instance. */
+  readonly lease?: TransferLease;
 }
 
 export interface RequestOptions {
@@ -78,6 +83,9 @@ export class TransferService {
   private readonly answerGuards = new Map<string, NodeJS.Timeout>();
   /** One child logger per live transfer, made once: pino's child() is not free on the hot path. */
   private readonly loggers = new Map<string, Logger>();
+  /** Stops renewing each held lease. */
+  private readonly leaseKeepers = new Map<string, () => void>();
+  private takeoverTimer: NodeJS.Timeout | null = null;
   /** Idempotency keys seen here, so a double press is one transfer even while the store is down. */
   private readonly localIdempotency = new Map<string, { transferId: string; fingerprint: string }>();
   private readonly deferred: DeferredWrites;
@@ -93,6 +101,10 @@ export class TransferService {
       logger: deps.logger,
       onStoreHealth: (healthy, detail) => void this.publish({ kind: 'store', healthy, detail, at: this.now() }),
     });
+    if (deps.lease && deps.settings.takeoverIntervalMs) {
+      this.takeoverTimer = setInterval(() => void this.takeOverOrphans(), deps.settings.takeoverIntervalMs);
+      this.takeoverTimer.unref();
+    }
   }
 
   // ------------------------------------------------------------ switches
@@ -201,6 +213,9 @@ export class TransferService {
       version: 1,
       detail: `by ${options.principal}`,
     };
+    // The lease comes first: the moment the transfer is stored, other instances may look for orphans.
+    // A fresh id: only a store outage can stop this.
+    await this.takeLease(transfer.id, 'drive anyway');
     let result;
     try {
       result = await this.deps.transfers.create(transfer, created, {
@@ -212,6 +227,7 @@ export class TransferService {
       this.deferred.deferTransfer(transfer, created);
       result = { outcome: 'created' as const };
     }
+    if (result.outcome !== 'created') void this.deps.lease?.release(transfer.id).catch(() => undefined);
     if (result.outcome === 'replay') {
       return this.replay(result.transferId, result.sameRequest, fingerprint, options.idempotencyKey);
     }
@@ -222,7 +238,7 @@ export class TransferService {
     }
 
     if (options.idempotencyKey !== null) this.rememberKey(options.idempotencyKey, transfer.id, fingerprint);
-    this.live.set(transfer.id, transfer);
+    this.drive(transfer);
     this.logFor(transfer).info(
       { callerId: maskNumber(transfer.presentedCallerId), principal: options.principal, stubDeferred },
       'transfer requested',
@@ -246,12 +262,69 @@ export class TransferService {
     if (key !== null) this.rememberKey(key, transferId, fingerprint);
     // A first attempt whose reply was lost may have stored the transfer without driving it: drive it now.
     const existing = await this.get(transferId);
-    if (existing.state === 'requested' && !this.live.has(transferId)) {
-      this.live.set(transferId, existing);
+    if (existing.state === 'requested' && !this.live.has(transferId) && (await this.takeLease(transferId, 'leave it'))) {
+      this.drive(existing);
       const resumed = await this.enqueue(transferId, () => this.applyNow(transferId, { type: 'stub-stored', deferred: false }));
       return { transfer: resumed ?? existing, replay: true };
     }
     return { transfer: existing, replay: true };
+  }
+
+  /**
+   * Takes the transfer's lease, when instances share a store. False when another instance holds it,
+   * or when the store is down and `storeDown` says to leave the transfer alone.
+   */
+  private async takeLease(transferId: string, storeDown: 'drive anyway' | 'leave it'): Promise<boolean> {
+    const { lease } = this.deps;
+    if (!lease) return true;
+    try {
+      return await lease.acquire(transferId);
+    } catch (err) {
+      // Only the creator drives on through a store outage (an emergency): nobody else knows the transfer.
+      if (storeDown === 'leave it') return false;
+      this.deps.logger.warn({ transferId, err: errorText(err) }, 'lease not taken: store unavailable');
+      return true;
+    }
+  }
+
+  /** This instance drives the transfer from now on, renewing its lease until it stops. */
+  private drive(transfer: Transfer): void {
+    const { lease } = this.deps;
+    if (lease) {
+      this.leaseKeepers.set(
+        transfer.id,
+        lease.keep(transfer.id, (reason) => {
+          this.logFor(transfer).warn({ reason }, 'lease lost: this instance stops driving the transfer');
+          this.finish(transfer.id, { release: false });
+        }),
+      );
+    }
+    this.live.set(transfer.id, transfer);
+  }
+
+  /** Adopts live transfers whose driving instance died (their lease expired) and settles them. */
+  private async takeOverOrphans(): Promise<void> {
+    if (this.draining) return;
+    let stored: Transfer[];
+    try {
+      stored = await this.deps.transfers.listLive();
+    } catch {
+      return; // the store is away; try on the next tick
+    }
+    const adopted = new Map<string, Transfer[]>();
+    for (const transfer of stored) {
+      if (this.live.has(transfer.id) || !this.switches.has(transfer.citizenLeg.switchId)) continue;
+      if (!(await this.takeLease(transfer.id, 'leave it'))) continue;
+      this.drive(transfer);
+      this.logFor(transfer).warn({ state: transfer.state }, 'took over a transfer whose instance stopped driving it');
+      const onSwitch = adopted.get(transfer.citizenLeg.switchId) ?? [];
+      onSwitch.push(transfer);
+      adopted.set(transfer.citizenLeg.switchId, onSwitch);
+    }
+    for (const [switchId, transfers] of adopted) {
+      const callControl = this.switches.get(switchId);
+      if (callControl) await this.reconcile(callControl, transfers);
+    }
   }
 
   private rememberKey(key: string, transferId: string, fingerprint: string): void {
@@ -376,7 +449,7 @@ export class TransferService {
       // Another instance stored this version first (it resumed the transfer too): it drives it, and
       // performing the effects here as well would place the call twice.
       this.logFor(next).info({ event: event.type }, 'another instance drives this transfer');
-      this.finish(transferId);
+      this.finish(transferId, { release: false });
       return this.deps.transfers.get(transferId).catch(() => null);
     }
     this.logFor(next).info({ from: current.state, to: next.state, event: event.type, detail: record.detail }, 'transfer transition');
@@ -384,7 +457,7 @@ export class TransferService {
 
     await this.perform(next, result.effects);
     const latest = this.live.get(transferId) ?? next;
-    if (isTerminal(latest.state)) this.finish(transferId);
+    if (isTerminal(latest.state)) this.finish(transferId, { release: true });
     if (isSettled(latest.state)) this.wakeIdleWaiters();
     return latest;
   }
@@ -505,10 +578,17 @@ export class TransferService {
     this.answerGuards.delete(transferId);
   }
 
-  private finish(transferId: string): void {
+  /** This instance stops driving the transfer; its lease is given up when it ended here. */
+  private finish(transferId: string, options: { release: boolean }): void {
     this.clearGuard(transferId);
     this.live.delete(transferId);
     this.loggers.delete(transferId);
+    const stopKeeping = this.leaseKeepers.get(transferId);
+    if (stopKeeping) {
+      stopKeeping();
+      this.leaseKeepers.delete(transferId);
+      if (options.release) void this.deps.lease?.release(transferId).catch(() => undefined);
+    }
   }
 
   private unsettledCount(): number {
@@ -539,10 +619,12 @@ export class TransferService {
     }).catch((err: unknown) => this.deps.logger.error({ err: errorText(err), transferId: event.transferId }, 'switch event failed'));
   }
 
-  private async reconcile(callControl: CallControl): Promise<void> {
-    const inFlight: InFlightLegs[] = [...this.live.values()]
-      .filter((t) => t.citizenLeg.switchId === callControl.switchId)
-      .map((t) => ({
+  /** Asks the switch what became of these transfers' legs (all it carries, by default). */
+  private async reconcile(
+    callControl: CallControl,
+    transfers: readonly Transfer[] = [...this.live.values()].filter((t) => t.citizenLeg.switchId === callControl.switchId),
+  ): Promise<void> {
+    const inFlight: InFlightLegs[] = transfers.map((t) => ({
         transferId: t.id,
         state: t.state,
         mode: t.mode,
@@ -593,6 +675,12 @@ export class TransferService {
   }
 
   async close(): Promise<void> {
+    if (this.takeoverTimer) clearInterval(this.takeoverTimer);
+    // Hand what is still live (bridged calls, mostly) to the other instances at once, not after a TTL.
+    const held = [...this.leaseKeepers.keys()];
+    for (const transferId of held) this.finish(transferId, { release: false });
+    const { lease } = this.deps;
+    if (lease) await Promise.allSettled(held.map((transferId) => lease.release(transferId)));
     for (const unsubscribe of this.unsubscribes) unsubscribe();
     for (const timer of this.answerGuards.values()) clearTimeout(timer);
     this.answerGuards.clear();

@@ -10,6 +10,7 @@ import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisEventBus } from '../../src/adapters/redis/redis-event-bus.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
+import { RedisTransferLease } from '../../src/adapters/redis/transfer-lease.js';
 import { buildApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
 import type { EventBus, HealthCheck, TicketStore, TransferStore } from '../../src/ports.js';
@@ -42,6 +43,8 @@ export interface Harness {
   /** Every log line written, parsed. */
   readonly logs: Record<string, unknown>[];
   readonly rawLogs: string[];
+  /** Cuts this instance off Redis at once, as a crash would (its leases then lapse). */
+  cutOffRedis(): void;
   close(): Promise<void>;
 }
 
@@ -53,6 +56,8 @@ export interface HarnessOptions {
   readonly redisCommandTimeoutMs?: number;
   /** 'capture' (default) keeps every debug line for assertions; 'discard' logs at info to nowhere. */
   readonly logs?: 'capture' | 'discard';
+  /** On Redis: this instance's lease holder id and TTL, and how often it looks for orphans to take over. */
+  readonly lease?: { readonly holderId: string; readonly ttlMs: number; readonly takeoverIntervalMs: number };
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -77,6 +82,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   let transfers: TransferStore;
   let bus: EventBus;
   const clients: Redis[] = [];
+  let lease: RedisTransferLease | undefined;
   const namespace = options.redisUrl ? (options.namespace ?? `t${randomUUID().slice(0, 8)}`) : null;
   const healthChecks: HealthCheck[] = [];
   if (options.redisUrl) {
@@ -92,6 +98,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     tickets = new RedisTicketStore(redis, keys);
     transfers = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3600, idempotencyTtlSeconds: 3600 });
     bus = new RedisEventBus(redis, subscriber, keys.feed);
+    if (options.lease) {
+      lease = new RedisTransferLease(redis, { holderId: options.lease.holderId, ttlMs: options.lease.ttlMs, keyPrefix: keys.leasePrefix });
+    }
     healthChecks.push({ name: 'store', check: async () => ({ healthy: redis.status === 'ready', detail: `redis ${redis.status}` }) });
   } else {
     tickets = new MemoryTicketStore(clock);
@@ -113,7 +122,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       publicBaseUrl: 'http://127.0.0.1:8080',
       deferredWriteRetryMs: 100,
       answerGuardGraceMs: 200,
+      ...(options.lease ? { takeoverIntervalMs: options.lease.takeoverIntervalMs } : {}),
     },
+    ...(lease ? { lease } : {}),
   });
   const callControl = new TestCallControl();
   if (options.withSwitch !== false) service.attachSwitch(callControl);
@@ -137,6 +148,9 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     namespace,
     logs,
     rawLogs,
+    cutOffRedis() {
+      for (const client of clients) client.disconnect(false);
+    },
     async close() {
       await app.close();
       await service.close();

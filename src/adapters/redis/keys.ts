@@ -8,6 +8,7 @@
 // | {ns}:idem:{key}                  | string | {transferId, fingerprint}              | TTL idempotencyTtl |
 // | {ns}:call:{switchId}:{legId}     | string | id of the transfer moving that call    | TTL, DEL at end    |
 // | {ns}:live                        | zset   | live transfer ids by creation time     | ZREM at end, trim  |
+// | {ns}:lease:transfer:{id}         | string | the instance driving the transfer      | TTL, renewed       |
 // | {ns}:feed                        | pubsub | bus events                             | not stored         |
 export interface RedisKeys {
   ticket(ticketId: string): string;
@@ -15,6 +16,8 @@ export interface RedisKeys {
   audit(transferId: string): string;
   idempotency(key: string): string;
   callLock(switchId: string, legId: string): string;
+  /** Prefix of the lease keys; the transfer id follows. */
+  readonly leasePrefix: string;
   readonly live: string;
   readonly feed: string;
 }
@@ -26,6 +29,7 @@ export function redisKeys(namespace: string): RedisKeys {
     audit: (id) => `${namespace}:transfer:${id}:audit`,
     idempotency: (key) => `${namespace}:idem:${key}`,
     callLock: (switchId, legId) => `${namespace}:call:${switchId}:${legId}`,
+    leasePrefix: `${namespace}:lease:transfer:`,
     live: `${namespace}:live`,
     feed: `${namespace}:feed`,
   };

@@ -8,23 +8,8 @@
 // Key: <prefix><transferId> (default "hl:lease:transfer:<transferId>"), value: the holder's instance
 // id, always with a TTL, so the key space cannot grow without bound.
 import type { Redis } from 'ioredis';
+import type { TransferLease } from '../../ports.js';
 
-export interface TransferLease {
-  /** The instance this lease object acts for. */
-  readonly holderId: string;
-  /** Takes the lease if nobody holds it. */
-  acquire(transferId: string): Promise<boolean>;
-  /** Extends the lease; false if this instance no longer holds it (it must stop acting). */
-  renew(transferId: string): Promise<boolean>;
-  /** Gives the lease up; false if this instance did not hold it. */
-  release(transferId: string): Promise<boolean>;
-  holder(transferId: string): Promise<string | null>;
-  /**
-   * Renews every ttl/3 until stopped; calls onLost once if the lease is lost (taken over, or Redis
-   * unreachable past the TTL), after which the caller must stop driving the transfer.
-   */
-  keep(transferId: string, onLost: (reason: string) => void): () => void;
-}
 
 export interface RedisTransferLeaseOptions {
   readonly holderId: string;

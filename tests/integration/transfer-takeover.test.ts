@@ -1,0 +1,69 @@
+// Several service instances on one Redis: only the lease holder drives a transfer, and when it dies
+// another instance takes the transfer over and settles it from the switch.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auth, startHarness, transferBody } from '../support/harness.js';
+import { startRedis, type RedisServer } from '../support/redis-server.js';
+
+let redis: RedisServer;
+beforeAll(async () => {
+  redis = await startRedis();
+});
+afterAll(async () => redis.stop());
+
+const lease = (holderId: string) => ({ holderId, ttlMs: 400, takeoverIntervalMs: 100 });
+
+describe('when the instance driving a transfer dies', () => {
+  it('another instance takes it over, asks its switch what became of the legs, and drives it to the end', async () => {
+    const a = await startHarness({ redisUrl: redis.url, lease: lease('svc-a') });
+    const b = await startHarness({ redisUrl: redis.url, namespace: a.namespace!, lease: lease('svc-b') });
+    try {
+      a.callControl.answers.set('sw110', 'ring-only');
+      const res = await a.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody() });
+      const id = res.json().transfer.id as string;
+      await expect.poll(async () => (await a.service.get(id)).state).toBe('ringing');
+      const legId = (await a.service.get(id)).targetLegId!;
+
+      // While A lives, B leaves the transfer alone, even when its own switch reports on the leg.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(b.callControl.commands).toEqual([]);
+      b.callControl.emit({ type: 'target-answered', transferId: id, legId });
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await b.transfers.get(id))?.state).toBe('ringing');
+
+      a.cutOffRedis();
+      await expect.poll(() => b.callControl.commands.map((c) => c.type), { timeout: 5000 }).toContain('reconcile');
+      const reconcile = b.callControl.commands.find((c) => c.type === 'reconcile');
+      expect(reconcile?.type === 'reconcile' && reconcile.transfers).toEqual([
+        expect.objectContaining({ transferId: id, state: 'ringing', targetLegId: legId }),
+      ]);
+      expect(b.logs.some((l) => l.msg === 'took over a transfer whose instance stopped driving it')).toBe(true);
+      await expect.poll(() => a.logs.some((l) => l.msg === 'lease lost: this instance stops driving the transfer')).toBe(true);
+
+      // B's switch reports the answer: B bridges it, A (cut off) does nothing.
+      b.callControl.emit({ type: 'target-answered', transferId: id, legId });
+      await expect.poll(async () => (await b.transfers.get(id))?.state).toBe('bridged');
+      expect(b.callControl.commandsFor(id).map((c) => c.type)).toEqual(['bridgeToTarget', 'releaseAgent']);
+      expect(a.callControl.commandsFor(id).map((c) => c.type)).toEqual(['placeCall']);
+    } finally {
+      await Promise.allSettled([a.close(), b.close()]);
+    }
+  });
+
+  it('an instance shutting down hands its bridged calls over at once', async () => {
+    const a = await startHarness({ redisUrl: redis.url, lease: { holderId: 'svc-c', ttlMs: 60_000, takeoverIntervalMs: 100 } });
+    const b = await startHarness({ redisUrl: redis.url, namespace: a.namespace!, lease: lease('svc-d') });
+    try {
+      const id = (await a.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody() })).json()
+        .transfer.id as string;
+      await expect.poll(async () => (await a.service.get(id)).state).toBe('bridged');
+      await a.service.drain(1000);
+      await a.close();
+      // Without the release B would wait out the 60 s lease.
+      await expect.poll(() => b.callControl.commands.some((c) => c.type === 'reconcile'), { timeout: 3000 }).toBe(true);
+      b.callControl.emit({ type: 'party-left', transferId: id, party: 'citizen', cause: 'NORMAL_CLEARING' });
+      await expect.poll(async () => (await b.transfers.get(id))?.state).toBe('completed');
+    } finally {
+      await b.close();
+    }
+  });
+});
