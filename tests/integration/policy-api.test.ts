@@ -32,6 +32,8 @@ describe('the linkage policy over HTTP (in memory)', () => {
     expect(refused.statusCode).toBe(422);
     expect(refused.json().error).toMatchObject({ code: 'category_owned_elsewhere', details: { owner: '12345', requested: '110' } });
     expect(h.callControl.commands).toHaveLength(0);
+    const stub = await h.app.inject({ url: `/v1/tickets/${body.ticket.ticketId}`, headers: auth('seat') });
+    expect(stub.statusCode).toBe(404); // refused before the stub was stored: nothing half-made
 
     const reason = '车主与劝离人员发生肢体冲突';
     const allowed = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: { ...body, reason } });
