@@ -88,6 +88,35 @@ export const ConfigSchema = z
       })
       .strict(),
     desks: z.record(DeskIdSchema, DeskConfigSchema).refine((d) => Object.keys(d).length >= 2, 'at least two desks'),
+    /** The linkage policy (src/policy): the routing list, nuisance numbers, feedback. */
+    policy: z
+      .object({
+        /** The routing list (分流转办事项清单), relative to the config directory. */
+        routingList: z.string().min(1),
+        /** A category the list does not know: allowed and recorded as unlisted, or refused. */
+        unlistedCategories: z.enum(['allow', 'refuse']),
+        nuisance: z
+          .object({
+            /** HMAC key for the stored number hashes; the sample key is refused in production. */
+            hashKey: z.string().min(16, 'at least 16 characters'),
+            flagTtlSeconds: z.number().int().min(60),
+            repeatWindowSeconds: z.number().int().min(60),
+            repeatThreshold: z.number().int().min(2),
+          })
+          .strict(),
+        feedbackDeadlineHours: z.number().min(1).max(24 * 90),
+        /** Days of the daily summary are calendar days at this offset (China Standard Time: 480). */
+        summaryUtcOffsetMinutes: z.number().int().min(-720).max(840),
+      })
+      .strict(),
+    records: z
+      .object({
+        /** null: call records in memory (embedded default, not durable). */
+        postgresUrl: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL').nullable(),
+        retentionDays: z.number().int().min(1),
+        memoryCap: z.number().int().min(100),
+      })
+      .strict(),
     /** One entry per FreeSWITCH instance this service drives over the Event Socket (issue 3). */
     freeswitch: FreeswitchInstancesSchema,
     /** The SIP edge on drachtio (issue 4), or null for none. */
@@ -113,6 +142,8 @@ export const ConfigSchema = z
   .strict();
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+const DEVELOPMENT_HASH_KEY = 'dev-nuisance-hash-key-change-me';
 
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -193,6 +224,13 @@ function fromEnvironment(env: NodeJS.ProcessEnv): Json {
   }
   if (Object.keys(redis).length > 0) out.redis = redis;
   if (env.LOG_LEVEL !== undefined) out.logLevel = env.LOG_LEVEL;
+  if (env.DATABASE_URL !== undefined) out.records = { postgresUrl: env.DATABASE_URL === '' ? null : env.DATABASE_URL };
+  if (env.ROUTING_LIST !== undefined || env.NUISANCE_HASH_KEY !== undefined) {
+    out.policy = {
+      ...(env.ROUTING_LIST !== undefined ? { routingList: env.ROUTING_LIST } : {}),
+      ...(env.NUISANCE_HASH_KEY !== undefined ? { nuisance: { hashKey: env.NUISANCE_HASH_KEY } } : {}),
+    };
+  }
   if (env.API_KEYS !== undefined) out.auth = { developmentKeys: false, keys: parseApiKeys(env.API_KEYS) };
   // FREESWITCH_INSTANCES='[{"switchId":"fs-a","desk":"12345","password":"…"}]' replaces the list, so
   // Event Socket passwords can stay out of files.
@@ -219,6 +257,9 @@ export function loadConfig(options: { defaultsPath: string; env: NodeJS.ProcessE
   const config = parsed.data;
   if (options.env.NODE_ENV === 'production' && config.auth.developmentKeys) {
     throw new ConfigError(['auth.keys: the development keys are refused in production; set API_KEYS or CONFIG_FILE']);
+  }
+  if (options.env.NODE_ENV === 'production' && config.policy.nuisance.hashKey === DEVELOPMENT_HASH_KEY) {
+    throw new ConfigError(['policy.nuisance.hashKey: the sample key is refused in production; set NUISANCE_HASH_KEY']);
   }
   return deepFreeze(config);
 }

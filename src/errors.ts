@@ -19,6 +19,14 @@ export const ERRORS = {
   store_unavailable: 503,
   shutting_down: 503,
   internal_error: 500,
+  // The linkage policy (src/policy): the routing list refuses, redirects, feedback.
+  category_owned_elsewhere: 422,
+  category_redirected: 422,
+  category_unlisted: 422,
+  danger_already_at_emergency_desk: 422,
+  unknown_category: 404,
+  not_a_redirect: 422,
+  feedback_without_transfer: 404,
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

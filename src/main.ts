@@ -31,6 +31,8 @@ import type {
   TransferStore,
 } from './ports.js';
 import { TransferService } from './transfer/transfer-service.js';
+import { buildPolicyAdapters } from './policy/policy-adapters.js';
+import { LinkagePolicy, loadRoutingList, RoutingListError } from './policy/linkage-policy.js';
 
 const FEED_READ_BLOCK_MS = 1000;
 const systemClock: Clock = { now: () => new Date() };
@@ -45,6 +47,8 @@ interface Stores {
   feedLog: FeedLog;
   dayStats: DayStats;
   healthChecks: HealthCheck[];
+  /** The command connection, shared with the policy's nuisance store; null in memory. */
+  redis: Redis | null;
   close(): Promise<void>;
 }
 
@@ -59,6 +63,7 @@ function buildStores(config: Config): Stores {
       feedLog: new LocalFeedLog(bus, config.feed.historySize),
       dayStats: new MemoryDayStats(),
       healthChecks: [{ name: 'store', check: async () => ({ healthy: true, detail: 'embedded in-memory store (one instance, not durable)' }) }],
+      redis: null,
       close: async () => undefined,
     };
   }
@@ -86,6 +91,7 @@ function buildStores(config: Config): Stores {
     bus,
     feedLog: bus,
     dayStats: new RedisDayStats(redis, keys),
+    redis,
     lease: new RedisTransferLease(redis, {
       holderId: `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`.replace(/[^A-Za-z0-9_.:-]/g, '_'),
       ttlMs: config.transfers.leaseTtlMs,
@@ -138,10 +144,33 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   if (config.auth.developmentKeys) logger.warn('using the development API keys from config/default.json');
 
   const stores = buildStores(config);
+  let routingList;
+  try {
+    routingList = loadRoutingList(fileURLToPath(new URL(`../config/${config.policy.routingList}`, import.meta.url)), Object.keys(config.desks));
+  } catch (err) {
+    if (err instanceof RoutingListError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const policyAdapters = await buildPolicyAdapters(config, logger, stores.redis);
+  const policy = new LinkagePolicy({
+    list: routingList,
+    nuisance: policyAdapters.nuisance,
+    records: policyAdapters.records,
+    bus: stores.bus,
+    clock: systemClock,
+    logger,
+    healthChecks: stores.healthChecks,
+    settings: { ...config.policy, nuisance: config.policy.nuisance },
+    defaultMetrics: true,
+  });
   const service = new TransferService({
     tickets: stores.tickets,
     transfers: stores.transfers,
-    bus: stores.bus,
+    bus: policy.bus,
+    policy: policy.routing,
     clock: systemClock,
     ids: randomIds,
     logger,
@@ -162,7 +191,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const app = await buildApp({
     service,
     apiKeys: config.auth.keys,
-    healthChecks: stores.healthChecks,
+    healthChecks: [...stores.healthChecks, policy.recordsCheck],
     logger,
     bodyLimitBytes: config.http.bodyLimitBytes,
     feed: {
@@ -172,6 +201,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       stats: stores.dayStats,
       settings: { ...config.feed, instanceId: `${hostname()}:${process.pid}` },
     },
+    policy: policy.routes(service),
   });
   await app.listen({ host: config.http.host, port: config.http.port });
 
@@ -185,6 +215,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     await app.close();
     await service.close();
     await Promise.allSettled(switches.map((s) => s.close()));
+    await policy.writer.flush();
+    await policyAdapters.close();
     await stores.bus.close();
     await stores.close();
     logger.info('stopped');

@@ -157,7 +157,36 @@ export type BusEvent =
       readonly record: TransitionRecord;
     }
   | { readonly kind: 'switch'; readonly status: SwitchStatus; readonly at: string }
-  | { readonly kind: 'store'; readonly healthy: boolean; readonly detail: string; readonly at: string };
+  | { readonly kind: 'store'; readonly healthy: boolean; readonly detail: string; readonly at: string }
+  /** A number flagged or unflagged as a nuisance (src/policy); masked, with its keyed hash. */
+  | {
+      readonly kind: 'nuisance';
+      readonly action: 'flagged' | 'unflagged';
+      readonly numberHash: string;
+      readonly masked: string;
+      readonly nuisance: 'malicious' | 'threatening' | 'drunk' | 'repeated' | null;
+      readonly at: string;
+    }
+  /** The receiving desk wrote a ticket's outcome back (反馈回写); the sending desk sees it. */
+  | {
+      readonly kind: 'feedback';
+      readonly ticketId: string;
+      readonly transferId: string;
+      readonly desk: string;
+      readonly outcome: 'accepted' | 'sent-back';
+      readonly bounceBack: boolean;
+      readonly delaySeconds: number;
+      readonly at: string;
+    }
+  /** A caller advised to dial another hotline or a utility: no call was moved. */
+  | {
+      readonly kind: 'redirect';
+      readonly recordId: string;
+      readonly via: 'hotline' | 'utility';
+      readonly target: string;
+      readonly action: 'transfer' | 'advise';
+      readonly at: string;
+    };
 
 /** Carries events to every service instance (Redis pub/sub) or within one (memory). */
 export interface EventBus {
@@ -203,6 +232,8 @@ export interface IdSource {
 /** A dependency the readiness probe reports on. */
 export interface HealthCheck {
   readonly name: string;
+  /** False for a dependency transfers do not need (call records): reported, but never makes the instance not ready. */
+  readonly critical?: boolean;
   check(): Promise<{ healthy: boolean; detail?: string }>;
 }
 

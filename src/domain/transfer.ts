@@ -1,6 +1,7 @@
 // A transfer: one key press that moves a live call to another desk (一键携号转接) or opens a three-way call.
 import { z } from 'zod';
 import type { CallerId } from './phone-number.js';
+import type { TransferRouting } from './routing-decision.js';
 import type { DeskId } from './ticket-stub.js';
 
 export const TransferModeSchema = z.enum(['blind', 'three-way']);
@@ -83,6 +84,8 @@ export interface Transfer {
   readonly version: number;
   readonly createdAt: string;
   readonly updatedAt: string;
+  /** What the routing check decided (the list, an emergency, an override, a redirect); absent without a policy. */
+  readonly routing?: TransferRouting;
 }
 
 export type TransferEvent =

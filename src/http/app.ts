@@ -20,6 +20,7 @@ import type { TransferService } from '../transfer/transfer-service.js';
 import { feedPlugin, type FeedOptions } from '../feed/feed-plugin.js';
 import { ApiKeyAuthenticator, type ApiKey } from './auth.js';
 import { handleError } from './error-handler.js';
+import { registerPolicyRoutes, type PolicyRouteDeps } from './routes/policy-routes.js';
 import { TransferViewSchema, transferView } from './transfer-view.js';
 
 export interface AppDeps {
@@ -30,6 +31,8 @@ export interface AppDeps {
   readonly bodyLimitBytes: number;
   /** The live feed and wall (src/feed); absent, the app has no feed. */
   readonly feed?: FeedOptions;
+  /** The linkage policy's routes (routing list, redirects, nuisance, feedback, records, metrics). */
+  readonly policy?: PolicyRouteDeps;
 }
 
 const ErrorSchema = z.object({
@@ -153,6 +156,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.feed) {
     await app.register(feedPlugin, { ...deps.feed, service, logger: deps.logger, authenticator: auth });
   }
+  if (deps.policy) await registerPolicyRoutes(app, auth, deps.policy);
 
   app.get('/health/live', { schema: { hide: true } }, async () => ({ status: 'live' }));
 
@@ -168,7 +172,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     );
     const switches = service.switchStatuses();
     const anySwitch = switches.some((s) => s.state === 'connected');
-    const ready = !service.isDraining && checks.every((c) => c.healthy) && anySwitch;
+    const critical = new Set(deps.healthChecks.filter((c) => c.critical !== false).map((c) => c.name));
+    const ready = !service.isDraining && checks.every((c) => c.healthy || !critical.has(c.name)) && anySwitch;
     return reply.status(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'not-ready',
       draining: service.isDraining,

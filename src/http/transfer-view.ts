@@ -2,6 +2,7 @@
 // for the receiving seat).
 import { z } from 'zod';
 import { maskNumber } from '../domain/phone-number.js';
+import { TransferRoutingSchema } from '../domain/routing-decision.js';
 import { TRANSFER_STATES, type Transfer } from '../domain/transfer.js';
 
 export const TransferViewSchema = z.object({
@@ -22,6 +23,8 @@ export const TransferViewSchema = z.object({
   version: z.number(),
   createdAt: z.string(),
   updatedAt: z.string(),
+  /** The routing check's decision and the nuisance mark (src/policy); null without a policy. */
+  routing: TransferRoutingSchema.nullable(),
 });
 export type TransferView = z.infer<typeof TransferViewSchema>;
 
@@ -49,5 +52,6 @@ export function transferView(t: Transfer): TransferView {
     version: t.version,
     createdAt: t.createdAt,
     updatedAt: t.updatedAt,
+    routing: t.routing ?? null,
   };
 }

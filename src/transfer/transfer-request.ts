@@ -10,6 +10,7 @@ import {
   TicketKindSchema,
   UrgencySchema,
 } from '../domain/ticket-stub.js';
+import { HarassmentKindSchema } from '../domain/routing-decision.js';
 import { PrioritySchema, TransferModeSchema } from '../domain/transfer.js';
 
 /** FreeSWITCH channel UUIDs and SIP Call-IDs; nothing that could break a command or a header. */
@@ -45,6 +46,12 @@ export const TransferRequestSchema = z
     /** The citizen's number as the switch gave it; null or "anonymous" when withheld. */
     callerNumber: CallerNumberSchema,
     ticket: TicketInputSchema,
+    /** Danger to life, property or public safety: goes to 110 at once with emergency priority. */
+    danger: z.boolean().optional(),
+    /** A nuisance call passed to 110 (恶意骚扰、扬言恐吓…): its own reason on the record. */
+    harassment: HarassmentKindSchema.optional(),
+    /** Why the agent transfers against the routing list; recorded. */
+    reason: z.string().trim().min(2).max(200).optional(),
   })
   .strict();
 

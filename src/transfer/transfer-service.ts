@@ -40,6 +40,18 @@ export interface TransferServiceSettings {
   readonly takeoverIntervalMs?: number;
 }
 
+/** What a routing policy decides before the stub is stored: the desk to dial and the priority. */
+export interface PolicyDecision {
+  readonly to: DeskId;
+  readonly priority: Transfer['priority'];
+  readonly routing: NonNullable<Transfer['routing']>;
+}
+
+/** The routing check (src/policy). Throws an AppError to refuse; never throws for an emergency. */
+export interface TransferPolicy {
+  decide(request: TransferRequest): Promise<PolicyDecision>;
+}
+
 export interface TransferServiceDeps {
   readonly tickets: TicketStore;
   readonly transfers: TransferStore;
@@ -49,6 +61,7 @@ export interface TransferServiceDeps {
   readonly logger: Logger;
   readonly desks: DeskDirectory;
   readonly settings: TransferServiceSettings;
+  readonly policy?: TransferPolicy;
   /** Several instances on one store: only the lease holder drives a transfer. None: one instance. */
   readonly lease?: TransferLease;
 }
@@ -141,15 +154,18 @@ export class TransferService {
     return this.request(parseTransferRequest(input), options);
   }
 
-  async request(request: TransferRequest, options: RequestOptions): Promise<{ transfer: Transfer; replay: boolean }> {
+  async request(asked: TransferRequest, options: RequestOptions): Promise<{ transfer: Transfer; replay: boolean }> {
     if (this.draining) throw new AppError('shutting_down', 'this instance is shutting down; retry on another');
-    const fingerprint = fingerprintOf(request);
+    const fingerprint = fingerprintOf(asked);
     if (options.idempotencyKey !== null) {
       const seen = this.localIdempotency.get(options.idempotencyKey);
       if (seen !== undefined) {
         return this.replay(seen.transferId, seen.fingerprint === fingerprint, fingerprint, options.idempotencyKey);
       }
     }
+    // The routing check comes first: it may send the call elsewhere (danger → 110) or refuse it.
+    const decision = this.deps.policy ? await this.deps.policy.decide(asked) : null;
+    const request: TransferRequest = decision ? { ...asked, to: decision.to, priority: decision.priority } : asked;
 
     const from = this.deps.desks[request.from];
     const to = this.deps.desks[request.to];
@@ -185,6 +201,7 @@ export class TransferService {
       version: 1,
       createdAt: now,
       updatedAt: now,
+      ...(decision ? { routing: decision.routing } : {}),
     };
     const stub = this.stubOf(request, now);
     const emergency = request.priority === 'emergency';

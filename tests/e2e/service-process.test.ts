@@ -46,7 +46,10 @@ describe('the service process', () => {
     const ready = await fetch(`http://127.0.0.1:${port}/health/ready`);
     expect(ready.status).toBe(503);
     const body = (await ready.json()) as { checks: { name: string; healthy: boolean; detail: string }[]; switches: unknown[] };
-    expect(body.checks).toEqual([{ name: 'store', healthy: true, detail: expect.stringContaining('in-memory') }]);
+    expect(body.checks).toEqual([
+      { name: 'store', healthy: true, detail: expect.stringContaining('in-memory') },
+      { name: 'call-records', healthy: true, detail: expect.stringContaining('in memory') },
+    ]);
     expect(body.switches).toEqual([]);
   });
 
@@ -76,7 +79,10 @@ describe('the service process', () => {
       await waitForHttp(`http://127.0.0.1:${port}/health/live`);
       await expect
         .poll(async () => ((await (await fetch(`http://127.0.0.1:${port}/health/ready`)).json()) as { checks: unknown[] }).checks)
-        .toEqual([{ name: 'store', healthy: true, detail: 'redis' }]);
+        .toEqual([
+          { name: 'store', healthy: true, detail: 'redis' },
+          { name: 'call-records', healthy: true, detail: expect.stringContaining('in memory') },
+        ]);
     } finally {
       await sentinel.stop();
       await redis.stop();

@@ -42,3 +42,24 @@ export function redisKeys(namespace: string): RedisKeys {
 }
 
 export const AUDIT_CAP = 200;
+
+// Keys of the linkage policy (src/policy), same namespace:
+//
+// | key                              | type   | holds                                  | bound              |
+// |----------------------------------|--------|----------------------------------------|--------------------|
+// | {ns}:nuisance:flag:{hash}        | string | nuisance flag JSON (number as HMAC)    | PX to its expiry   |
+// | {ns}:nuisance:flags              | zset   | flagged hashes by expiry time          | trimmed, cap 10000 |
+// | {ns}:nuisance:calls:{hash}       | zset   | call times in the repeat window        | window, cap 1000   |
+export interface PolicyRedisKeys {
+  nuisanceFlag(numberHash: string): string;
+  nuisanceCalls(numberHash: string): string;
+  readonly nuisanceFlags: string;
+}
+
+export function policyRedisKeys(namespace: string): PolicyRedisKeys {
+  return {
+    nuisanceFlag: (hash) => `${namespace}:nuisance:flag:${hash}`,
+    nuisanceCalls: (hash) => `${namespace}:nuisance:calls:${hash}`,
+    nuisanceFlags: `${namespace}:nuisance:flags`,
+  };
+}

@@ -1,0 +1,65 @@
+// The routing check the transfer service calls before it stores the stub: looks the caller's number up
+// in the nuisance list, counts the call, then applies the pure routing decision. A failing nuisance
+// store never blocks a transfer: the mark is left unknown and the decision goes on.
+import type { Logger } from 'pino';
+import { decideRouting, type TransferRouting } from '../domain/routing-decision.js';
+import type { RoutingList } from '../domain/routing-list.js';
+import { AppError } from '../errors.js';
+import type { Clock } from '../ports.js';
+import type { TransferRequest } from '../transfer/transfer-request.js';
+import type { PolicyDecision, TransferPolicy } from '../transfer/transfer-service.js';
+import type { NuisanceStore, NumberHasher } from './nuisance.js';
+
+export interface NuisanceSettings {
+  readonly flagTtlSeconds: number;
+  readonly repeatWindowSeconds: number;
+  /** Calls within the window from which a number counts as a repeat caller. */
+  readonly repeatThreshold: number;
+}
+
+export interface RoutingPolicyDeps {
+  readonly list: RoutingList;
+  readonly nuisance: NuisanceStore;
+  readonly hasher: NumberHasher;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly settings: NuisanceSettings & { readonly unlistedCategories: 'allow' | 'refuse' };
+}
+
+export class RoutingPolicy implements TransferPolicy {
+  constructor(private readonly deps: RoutingPolicyDeps) {}
+
+  async decide(request: TransferRequest): Promise<PolicyDecision> {
+    const verdict = decideRouting(this.deps.list, {
+      from: request.from,
+      to: request.to,
+      categoryCode: request.ticket.categoryCode,
+      emergencyPriority: request.priority === 'emergency' || request.ticket.urgency === 'emergency',
+      danger: request.danger === true,
+      harassment: request.harassment ?? null,
+      reason: request.reason ?? null,
+      unlisted: this.deps.settings.unlistedCategories,
+    });
+    if (!verdict.ok) throw new AppError(verdict.code, verdict.message, verdict.details);
+    const nuisance = await this.nuisanceOf(request);
+    const routing: TransferRouting = { ...verdict.routing, nuisance };
+    return { to: verdict.to, priority: verdict.emergency ? 'emergency' : request.priority, routing };
+  }
+
+  private async nuisanceOf(request: TransferRequest): Promise<TransferRouting['nuisance']> {
+    const hash = this.deps.hasher.hash(request.callerNumber);
+    if (hash === null) return { flagged: null, recentCalls: 0, repeated: false };
+    const now = this.deps.clock.now();
+    const { repeatWindowSeconds, repeatThreshold } = this.deps.settings;
+    try {
+      const [flag, recentCalls] = await Promise.all([
+        this.deps.nuisance.get(hash, now),
+        this.deps.nuisance.countCall(hash, now, repeatWindowSeconds),
+      ]);
+      return { flagged: flag?.kind ?? null, recentCalls, repeated: recentCalls >= repeatThreshold };
+    } catch (err) {
+      this.deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'nuisance lookup failed; transfer goes on unmarked');
+      return null;
+    }
+  }
+}

@@ -1,0 +1,318 @@
+// The linkage policy through the HTTP API, as an agent, a receiving seat and a supervisor use it.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { BusEvent } from '../../src/ports.js';
+import { PostgresCallRecords } from '../../src/records/postgres-call-records.js';
+import { auth, transferBody } from '../support/harness.js';
+import { startPolicyHarness, type PolicyHarness } from '../support/policy-harness.js';
+import { startPostgres, type PostgresServer } from '../support/postgres-server.js';
+import { freePort, startRedis, type RedisServer } from '../support/redis-server.js';
+
+const ticket = (categoryCode: string) => ({ ...transferBody().ticket, categoryCode });
+
+describe('the linkage policy over HTTP (in memory)', () => {
+  let h: PolicyHarness;
+  afterEach(async () => h.close());
+
+  it('GET /v1/routing/suggest names the owning desk or the redirect for a category, by code or name', async () => {
+    h = await startPolicyHarness();
+    const owner = await h.app.inject({ url: '/v1/routing/suggest?category=' + encodeURIComponent('违章停车'), headers: auth('agent') });
+    expect(owner.json()).toMatchObject({ action: 'transfer', desk: '12345', category: { code: '2.09', name: '市容管理' } });
+    const hotline = await h.app.inject({ url: '/v1/routing/suggest?category=3.02', headers: auth('agent') });
+    expect(hotline.json()).toMatchObject({ action: 'redirect-transfer', redirect: { numbers: ['12395'], desk: '12395' } });
+    const unknown = await h.app.inject({ url: '/v1/routing/suggest?category=nope', headers: auth('agent') });
+    expect([unknown.statusCode, unknown.json().error.code]).toEqual([404, 'unknown_category']);
+    const list = await h.app.inject({ url: '/v1/routing', headers: auth('supervisor') });
+    expect(list.json().categories).toHaveLength(31);
+  });
+
+  it('refuses a transfer against the list with a clear code, and allows it with a recorded reason', async () => {
+    h = await startPolicyHarness();
+    const body = transferBody({ ticket: ticket('2.09.07') }); // 违章停车 belongs to 12345
+    const refused = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body });
+    expect(refused.statusCode).toBe(422);
+    expect(refused.json().error).toMatchObject({ code: 'category_owned_elsewhere', details: { owner: '12345', requested: '110' } });
+    expect(h.callControl.commands).toHaveLength(0);
+    const stub = await h.app.inject({ url: `/v1/tickets/${body.ticket.ticketId}`, headers: auth('seat') });
+    expect(stub.statusCode).toBe(404); // refused before the stub was stored: nothing half-made
+
+    const reason = '车主与劝离人员发生肢体冲突';
+    const allowed = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: { ...body, reason } });
+    expect(allowed.statusCode).toBe(202);
+    const id = allowed.json().transfer.id as string;
+    await expect.poll(async () => (await h.records.get(id))?.routing?.overrideReason).toBe(reason);
+  });
+
+  it('sends danger to life or property to 110 at once with emergency priority, whatever the list and target say', async () => {
+    h = await startPolicyHarness();
+    const body = transferBody({ to: '12348', ticket: ticket('3.03.04'), danger: true }); // 人民调解 → 12348 by the list
+    const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body });
+    expect(res.statusCode).toBe(202);
+    expect(res.json().transfer).toMatchObject({ priority: 'emergency', target: { desk: '110' } });
+    const placed = h.callControl.commands.find((c) => c.type === 'placeCall');
+    expect(placed?.type === 'placeCall' && placed.request).toMatchObject({ priority: 'emergency', target: { desk: '110' } });
+  });
+
+  it('redirects a hotline category by carrying the call, and a utility by advising the caller; both recorded as redirects', async () => {
+    h = await startPolicyHarness();
+    const { to: _to, ...base } = transferBody({ ticket: ticket('3.01') });
+    const carried = await h.app.inject({ method: 'POST', url: '/v1/redirects', headers: auth('agent'), payload: base });
+    expect(carried.statusCode).toBe(202);
+    expect(carried.json().transfer.target.desk).toBe('12313');
+    const carriedId = carried.json().transfer.id as string;
+
+    const { to: _to2, ...power } = transferBody({ ticket: ticket('4.01.01') });
+    const advised = await h.app.inject({ method: 'POST', url: '/v1/redirects', headers: auth('agent'), payload: power });
+    expect(advised.statusCode).toBe(201);
+    expect(advised.json()).toMatchObject({ action: 'advise', numbers: ['95598'] });
+
+    await expect.poll(async () => (await h.records.get(carriedId))?.kind).toBe('redirect');
+    expect(await h.records.get(advised.json().recordId)).toMatchObject({ kind: 'redirect', outcome: 'advised', to: 'power' });
+    const metrics = (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body;
+    expect(metrics).toContain('linkage_redirects_total{via="hotline",target="12313",action="transfer"} 1');
+    expect(metrics).toContain('linkage_redirects_total{via="utility",target="power",action="advise"} 1');
+
+    const desk = await h.app.inject({ method: 'POST', url: '/v1/redirects', headers: auth('agent'), payload: { ...base, ticket: ticket('1.01') } });
+    expect(desk.json().error.code).toBe('not_a_redirect');
+  });
+
+  it('marks transfers of a flagged number, counts repeat calls, puts flags on the bus, and never logs the whole number', async () => {
+    h = await startPolicyHarness();
+    const events: BusEvent[] = [];
+    h.bus.subscribe((e) => events.push(e));
+    const flagged = await h.app.inject({
+      method: 'POST', url: '/v1/nuisance/flags', headers: auth('agent'),
+      payload: { callerNumber: '+86 138 0013 8000', kind: 'threatening', note: '多次扬言报复' },
+    });
+    expect(flagged.statusCode).toBe(201);
+    expect(flagged.json()).toMatchObject({ masked: '138****8000', kind: 'threatening' });
+    expect(events.find((e) => e.kind === 'nuisance')).toMatchObject({ action: 'flagged', masked: '138****8000', nuisance: 'threatening' });
+
+    let last;
+    for (let i = 0; i < 3; i += 1) {
+      last = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.02') }) });
+    }
+    expect(last!.json().transfer.routing.nuisance).toEqual({ flagged: 'threatening', recentCalls: 3, repeated: true });
+    const placedFor = events.find((e) => e.kind === 'transfer' && e.transfer.id === last!.json().transfer.id);
+    expect(placedFor?.kind === 'transfer' && placedFor.transfer.routing?.nuisance?.flagged).toBe('threatening');
+    const routing = (await h.records.get(last!.json().transfer.id))?.routing;
+    expect(routing?.nuisance).toEqual({ flagged: 'threatening', recentCalls: 3, repeated: true });
+    const other = await h.app.inject({
+      method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ callerNumber: '13900139000', ticket: ticket('1.02') }),
+    });
+    expect(other.json().transfer.routing.nuisance).toEqual({ flagged: null, recentCalls: 1, repeated: false });
+
+    const harassment = await h.app.inject({
+      method: 'POST', url: '/v1/transfers', headers: auth('agent'),
+      payload: transferBody({ to: '12348', ticket: ticket('2.18.02'), harassment: 'threatening' }),
+    });
+    expect(harassment.json().transfer.target.desk).toBe('110');
+    await expect.poll(async () => (await h.records.get(harassment.json().transfer.id))?.routing?.basis).toBe('harassment');
+
+    const lookup = await h.app.inject({ method: 'POST', url: '/v1/nuisance/lookup', headers: auth('agent'), payload: { callerNumber: '13800138000' } });
+    expect(lookup.json()).toMatchObject({ flag: { kind: 'threatening' }, recentCalls: 4 });
+    const call = await h.app.inject({ method: 'POST', url: '/v1/nuisance/calls', headers: auth('pbx'), payload: { callerNumber: '13900139000' } });
+    expect(call.json()).toMatchObject({ masked: '139****9000', flag: null, recentCalls: 2, repeated: false });
+    const list = await h.app.inject({ url: '/v1/nuisance/flags', headers: auth('supervisor') });
+    expect(list.json().flags).toEqual([expect.objectContaining({ masked: '138****8000', kind: 'threatening', note: '多次扬言报复' })]);
+    const unflag = await h.app.inject({ method: 'POST', url: '/v1/nuisance/unflag', headers: auth('supervisor'), payload: { callerNumber: '13800138000' } });
+    expect(unflag.json()).toEqual({ removed: true });
+    expect(events.filter((e) => e.kind === 'nuisance').map((e) => e.kind === 'nuisance' && e.action)).toEqual(['flagged', 'unflagged']);
+    await h.policy.writer.flush();
+    expect(h.rawLogs.join('\n')).not.toContain('13800138000');
+    const metrics = (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body;
+    expect(metrics).not.toContain('13800138000');
+  });
+
+  it('closes the loop: the seat posts feedback, the sending desk reads it, a not-ours send-back is a bounce-back', async () => {
+    h = await startPolicyHarness();
+    const events: BusEvent[] = [];
+    h.bus.subscribe((e) => events.push(e));
+    const body = transferBody({ ticket: ticket('1.02') });
+    const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body });
+    const id = res.json().transfer.id as string;
+    await expect.poll(async () => (await h.records.get(id))?.outcome).toBe('connected');
+
+    const feedback = {
+      outcome: 'sent-back', sentBackReason: 'not-ours', handlingUnit: '七星分局', result: '属邻里纠纷，退回12345', handledAt: new Date().toISOString(),
+    };
+    const agentTry = await h.app.inject({ method: 'POST', url: `/v1/tickets/${body.ticket.ticketId}/feedback`, headers: auth('agent'), payload: feedback });
+    expect(agentTry.statusCode).toBe(403);
+    const posted = await h.app.inject({ method: 'POST', url: `/v1/tickets/${body.ticket.ticketId}/feedback`, headers: auth('seat'), payload: feedback });
+    expect(posted.statusCode).toBe(201);
+    expect(posted.json()).toMatchObject({ transferId: id, desk: '110', bounceBack: true });
+    expect(events.find((e) => e.kind === 'feedback')).toMatchObject({ ticketId: body.ticket.ticketId, bounceBack: true });
+
+    const read = await h.app.inject({ url: `/v1/tickets/${body.ticket.ticketId}/feedback`, headers: auth('agent') });
+    expect(read.json().feedback).toEqual([expect.objectContaining({ outcome: 'sent-back', handlingUnit: '七星分局' })]);
+    const missing = await h.app.inject({ method: 'POST', url: '/v1/tickets/NOPE-1/feedback', headers: auth('seat'), payload: feedback });
+    expect(missing.json().error.code).toBe('ticket_not_found');
+    const metrics = (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body;
+    expect(metrics).toContain('linkage_bounce_backs_total{desk="110"} 1');
+  });
+
+  it('lists connected transfers without feedback past the deadline as overdue', async () => {
+    h = await startPolicyHarness({ feedbackDeadlineHours: 1 });
+    const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.01') }) });
+    const id = res.json().transfer.id as string;
+    await expect.poll(async () => (await h.records.get(id))?.outcome).toBe('connected');
+    const now = await h.app.inject({ url: '/v1/feedback/overdue', headers: auth('supervisor') });
+    expect(now.json().records).toEqual([]);
+    h.setNow(new Date(Date.now() + 2 * 3_600_000));
+    const later = await h.app.inject({ url: '/v1/feedback/overdue', headers: auth('supervisor') });
+    expect(later.json().records.map((r: { transferId: string }) => r.transferId)).toEqual([id]);
+  });
+
+  it('keeps the first receiver on every record: a three-way the desk never took stays with it (首接负责制)', async () => {
+    h = await startPolicyHarness();
+    const threeWay = await h.app.inject({
+      method: 'POST', url: '/v1/transfers', headers: auth('agent'),
+      payload: transferBody({ mode: 'three-way', firstReceiver: '12345', ticket: ticket('4.04') , reason: '权属不清，三方会商' }),
+    });
+    const consulted = threeWay.json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(consulted)).state).toBe('conferenced');
+    h.callControl.emit({ type: 'party-left', transferId: consulted, party: 'target', cause: 'NORMAL_CLEARING' });
+    await expect.poll(async () => (await h.records.get(consulted))?.state).toBe('completed');
+    const record = await h.app.inject({ url: `/v1/transfers/${consulted}/record`, headers: auth('supervisor') });
+    expect(record.json()).toMatchObject({ firstReceiver: '12345', owner: { desk: '12345', basis: 'first-receiver' }, outcome: 'connected' });
+
+    const blind = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.01') }) });
+    const taken = blind.json().transfer.id as string;
+    await expect.poll(async () => (await h.service.get(taken)).state).toBe('bridged');
+    h.callControl.emit({ type: 'party-left', transferId: taken, party: 'citizen', cause: 'NORMAL_CLEARING' });
+    await expect.poll(async () => (await h.records.get(taken))?.owner).toEqual({ desk: '110', basis: 'taken-by-target' });
+    expect((await h.records.get(taken))?.firstReceiver).toBe('12345');
+  });
+
+  it('documents the policy routes in the OpenAPI description', async () => {
+    h = await startPolicyHarness();
+    const doc = await h.app.inject({ url: '/docs/json' });
+    expect(doc.statusCode).toBe(200);
+    expect(Object.keys(doc.json().paths)).toEqual(
+      expect.arrayContaining(['/v1/routing', '/v1/routing/suggest', '/v1/redirects', '/v1/tickets/{id}/feedback', '/v1/transfers/export', '/v1/summary']),
+    );
+  });
+
+  it('says in /health/ready that call records are only in memory', async () => {
+    h = await startPolicyHarness();
+    const ready = await h.app.inject({ url: '/health/ready' });
+    expect(ready.json().checks).toContainEqual({ name: 'call-records', healthy: true, detail: expect.stringContaining('in memory') });
+  });
+});
+
+describe('when Redis is down', () => {
+  let redis: RedisServer;
+  let h: PolicyHarness;
+  beforeAll(async () => {
+    redis = await startRedis();
+    h = await startPolicyHarness({ redisUrl: redis.url });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await redis?.stop();
+  });
+
+  it('a danger transfer still goes to 110 at once, its nuisance mark left unknown', async () => {
+    await redis.stop();
+    const res = await h.app.inject({
+      method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ to: '12345', ticket: ticket('2.01'), danger: true }),
+    });
+    expect(res.statusCode).toBe(202);
+    expect(res.json().transfer).toMatchObject({ priority: 'emergency', target: { desk: '110' }, routing: { basis: 'danger', nuisance: null } });
+    const flag = await h.app.inject({ method: 'POST', url: '/v1/nuisance/flags', headers: auth('agent'), payload: { callerNumber: '13800138000', kind: 'repeated' } });
+    expect([flag.statusCode, flag.json().error.code]).toEqual([503, 'store_unavailable']);
+  });
+});
+
+describe('when the call records database is unreachable', () => {
+  it('transfers still go, the instance stays ready, and /health/ready and /metrics say records are failing', async () => {
+    const records = new PostgresCallRecords({ connectionString: `postgres://test@127.0.0.1:${await freePort()}/postgres` });
+    const h = await startPolicyHarness({ records });
+    try {
+      const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.01') }) });
+      expect(res.statusCode).toBe(202);
+      await expect.poll(async () => (await h.service.get(res.json().transfer.id)).state).toBe('bridged');
+      const ready = await h.app.inject({ url: '/health/ready' });
+      expect(ready.statusCode).toBe(200);
+      expect(ready.json().checks).toContainEqual({ name: 'call-records', healthy: false, detail: expect.stringContaining('postgresql') });
+      await expect
+        .poll(async () => (await h.app.inject({ url: '/metrics' })).body, { timeout: 5000 })
+        .toMatch(/linkage_call_record_writes_dropped_total [1-9]/);
+      expect((await h.app.inject({ url: '/metrics' })).body).toContain('linkage_dependency_up{dependency="call-records"} 0');
+      const query = await h.app.inject({ url: '/v1/transfers', headers: auth('supervisor') });
+      expect([query.statusCode, query.json().error.code]).toEqual([503, 'store_unavailable']);
+    } finally {
+      await h.close();
+      await records.close();
+    }
+  });
+});
+
+describe('the linkage policy over HTTP (real Redis and PostgreSQL)', () => {
+  let redis: RedisServer;
+  let postgres: PostgresServer;
+  let h: PolicyHarness;
+  let records: PostgresCallRecords;
+  beforeAll(async () => {
+    [redis, postgres] = await Promise.all([startRedis(), startPostgres()]);
+    records = new PostgresCallRecords({ connectionString: postgres.url });
+    await records.migrate();
+    h = await startPolicyHarness({ redisUrl: redis.url, records });
+  }, 30_000);
+  afterAll(async () => {
+    await h?.close();
+    await records?.close();
+    await Promise.allSettled([redis?.stop(), postgres?.stop()]);
+  });
+
+  it('records transfers durably, pages them, exports CSV and NDJSON, and sums the day per direction', async () => {
+    const ids: string[] = [];
+    for (const categoryCode of ['1.01', '1.02', '1.03']) {
+      const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket(categoryCode) }) });
+      ids.push(res.json().transfer.id);
+    }
+    h.callControl.answers.set('sw110', { fail: 'busy', cause: 'USER_BUSY' });
+    h.callControl.answers.set('sw110-backup', { fail: 'busy', cause: 'USER_BUSY' });
+    const failed = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.04') }) });
+    ids.push(failed.json().transfer.id);
+    await expect.poll(async () => (await records.get(ids[3]!))?.outcome, { timeout: 5000 }).toBe('failed');
+    await expect.poll(async () => (await records.get(ids[2]!))?.outcome, { timeout: 5000 }).toBe('connected');
+
+    const page1 = await h.app.inject({ url: '/v1/transfers?direction=12345-110&limit=3', headers: auth('supervisor') });
+    expect(page1.json().records).toHaveLength(3);
+    const page2 = await h.app.inject({ url: `/v1/transfers?direction=12345-110&limit=3&cursor=${page1.json().next}`, headers: auth('supervisor') });
+    expect(page2.json().records).toHaveLength(1);
+    expect(page2.json().next).toBeNull();
+    const badCursor = await h.app.inject({ url: '/v1/transfers?cursor=bm9wZQ', headers: auth('supervisor') });
+    expect([badCursor.statusCode, badCursor.json().error.code]).toEqual([400, 'invalid_request']);
+    const badDay = await h.app.inject({ url: '/v1/summary?day=2026-13-45', headers: auth('supervisor') });
+    expect([badDay.statusCode, badDay.json().error.code]).toEqual([400, 'invalid_request']);
+    const byState = await h.app.inject({ url: '/v1/transfers?state=failed', headers: auth('supervisor') });
+    expect(byState.json().records.map((r: { transferId: string; trunkFallbacks: number }) => [r.transferId, r.trunkFallbacks])).toEqual([[ids[3], 1]]);
+
+    const csv = await h.app.inject({ url: '/v1/transfers/export?format=csv&category=1', headers: auth('supervisor') });
+    expect(csv.headers['content-type']).toContain('text/csv');
+    const lines = csv.body.trim().split('\r\n');
+    expect(lines[0]).toMatch(/^transferId,kind,ticketId,from,to,/);
+    expect(lines).toHaveLength(5);
+    expect(csv.body).not.toContain('13800138000');
+    const ndjson = await h.app.inject({ url: '/v1/transfers/export?desk=110', headers: auth('supervisor') });
+    const parsed = ndjson.body.trim().split('\n').map((l) => JSON.parse(l) as { transferId: string; transitions: unknown[] });
+    expect(parsed.map((r) => r.transferId).sort()).toEqual([...ids].sort());
+    expect(parsed.every((r) => r.transitions.length >= 3)).toBe(true);
+    const agentExport = await h.app.inject({ url: '/v1/transfers/export', headers: auth('agent') });
+    expect(agentExport.statusCode).toBe(403);
+
+    const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
+    const summary = await h.app.inject({ url: `/v1/summary?day=${day}`, headers: auth('supervisor') });
+    const row = summary.json().desks.find((d: { direction: string }) => d.direction === '12345-110');
+    expect(row).toMatchObject({ transfers: 4, connected: 3, successRate: 0.75, humanAnswerRate: null });
+    expect(row.connectMedianMs).toBeGreaterThanOrEqual(0);
+
+    const ready = await h.app.inject({ url: '/health/ready' });
+    expect(ready.json().checks).toContainEqual({ name: 'call-records', healthy: true, detail: 'call records in postgresql' });
+    const metrics = (await h.app.inject({ url: '/metrics' })).body;
+    expect(metrics).toMatch(/linkage_transfers_total\{direction="12345-110",mode="blind",outcome="failed",basis="list"\} 1/);
+    expect(metrics).toMatch(/linkage_trunk_fallbacks_total\{direction="12345-110"\} 1/);
+    expect(metrics).toMatch(/linkage_key_press_to_answer_seconds_count\{direction="12345-110",priority="normal"\} 3/);
+  });
+});
