@@ -79,6 +79,8 @@ export class TransferService {
   private readonly unsubscribes: (() => void)[] = [];
   /** Transfers this instance drives, until they end. */
   private readonly live = new Map<string, Transfer>();
+  /** The same, by the citizen's call: a call may have an ending transfer and the next one. */
+  private readonly liveByCall = new Map<string, Set<string>>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly answerGuards = new Map<string, NodeJS.Timeout>();
   /** One child logger per live transfer, made once: pino's child() is not free on the hot path. */
@@ -274,9 +276,8 @@ export class TransferService {
    */
   private async earlierReportsApplied(switchId: string, legId: string): Promise<void> {
     const pending: Promise<unknown>[] = [];
-    for (const t of this.live.values()) {
-      if (t.citizenLeg.legId !== legId || t.citizenLeg.switchId !== switchId) continue;
-      const queue = this.queues.get(t.id);
+    for (const transferId of this.liveByCall.get(callKey(switchId, legId)) ?? []) {
+      const queue = this.queues.get(transferId);
       if (queue) pending.push(queue);
     }
     if (pending.length > 0) await Promise.all(pending);
@@ -329,6 +330,10 @@ export class TransferService {
       );
     }
     this.live.set(transfer.id, transfer);
+    const key = callKey(transfer.citizenLeg.switchId, transfer.citizenLeg.legId);
+    const onCall = this.liveByCall.get(key) ?? new Set<string>();
+    onCall.add(transfer.id);
+    this.liveByCall.set(key, onCall);
   }
 
   /** Adopts live transfers whose driving instance died (their lease expired) and settles them. */
@@ -610,6 +615,13 @@ export class TransferService {
   /** This instance stops driving the transfer; its lease is given up when it ended here. */
   private finish(transferId: string, options: { release: boolean }): void {
     this.clearGuard(transferId);
+    const transfer = this.live.get(transferId);
+    if (transfer) {
+      const key = callKey(transfer.citizenLeg.switchId, transfer.citizenLeg.legId);
+      const onCall = this.liveByCall.get(key);
+      onCall?.delete(transferId);
+      if (onCall?.size === 0) this.liveByCall.delete(key);
+    }
     this.live.delete(transferId);
     this.loggers.delete(transferId);
     const stopKeeping = this.leaseKeepers.get(transferId);
@@ -740,6 +752,10 @@ export class TransferService {
     if (this.live.has(transfer.id)) this.loggers.set(transfer.id, logger);
     return logger;
   }
+}
+
+function callKey(switchId: string, legId: string): string {
+  return `${switchId}\u0000${legId}`;
 }
 
 function toTransferEvent(event: CallControlEvent): TransferEvent {
