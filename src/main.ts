@@ -200,6 +200,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
       transfers: stores.transfers,
       stats: stores.dayStats,
       settings: { ...config.feed, instanceId: `${hostname()}:${process.pid}` },
+      onHub: (hub) => policy.metrics.countFeedClients(() => hub.clientCount),
     },
     policy: policy.routes(service),
   });

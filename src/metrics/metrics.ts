@@ -70,7 +70,16 @@ export class LinkageMetrics {
       help: 'Call record writes given up after retries (the records store was unavailable)',
       registers,
     });
-    this.feedClients = new Gauge({ name: 'linkage_feed_clients', help: 'Websocket clients on the live feed', registers });
+    const feedClientCount = () => this.feedClientCount();
+    this.feedClients = new Gauge({
+      name: 'linkage_feed_clients',
+      help: 'Websocket clients on the live feed',
+      registers,
+      // Read when scraped, from the feed itself.
+      collect() {
+        this.set(feedClientCount());
+      },
+    });
     const checks = options.healthChecks;
     this.dependencyUp = new Gauge({
       name: 'linkage_dependency_up',
@@ -95,9 +104,11 @@ export class LinkageMetrics {
     this.recordsDropped.inc(count);
   }
 
-  /** The live feed sets this as clients come and go. */
-  setFeedClients(count: number): void {
-    this.feedClients.set(count);
+  private feedClientCount: () => number = () => 0;
+
+  /** Where the feed-clients gauge reads its value when scraped: the live feed's hub. */
+  countFeedClients(read: () => number): void {
+    this.feedClientCount = read;
   }
 
   observe(event: BusEvent): void {

@@ -88,4 +88,24 @@ describe('the service process', () => {
       await redis.stop();
     }
   });
+
+  it('serves /metrics to a supervisor key only, counting the clients on the live feed', async () => {
+    const port = await freePort();
+    startService({ PORT: String(port) });
+    await waitForHttp(`http://127.0.0.1:${port}/health/live`);
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(401);
+    const scrape = async () =>
+      (await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { authorization: 'Bearer dev-supervisor-key-change-me' } })).text();
+    expect(await scrape()).toMatch(/^linkage_feed_clients 0$/m);
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/feed`, ['hotline-feed.v1', 'bearer.dev-supervisor-key-change-me']);
+    await new Promise((resolve, reject) => {
+      socket.onopen = resolve;
+      socket.onerror = reject;
+    });
+    try {
+      expect(await scrape()).toMatch(/^linkage_feed_clients 1$/m);
+    } finally {
+      socket.close();
+    }
+  });
 });

@@ -235,9 +235,9 @@ describe('when the call records database is unreachable', () => {
       expect(ready.statusCode).toBe(200);
       expect(ready.json().checks).toContainEqual({ name: 'call-records', healthy: false, detail: expect.stringContaining('postgresql') });
       await expect
-        .poll(async () => (await h.app.inject({ url: '/metrics' })).body, { timeout: 5000 })
+        .poll(async () => (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body, { timeout: 5000 })
         .toMatch(/linkage_call_record_writes_dropped_total [1-9]/);
-      expect((await h.app.inject({ url: '/metrics' })).body).toContain('linkage_dependency_up{dependency="call-records"} 0');
+      expect((await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body).toContain('linkage_dependency_up{dependency="call-records"} 0');
       const query = await h.app.inject({ url: '/v1/transfers', headers: auth('supervisor') });
       expect([query.statusCode, query.json().error.code]).toEqual([503, 'store_unavailable']);
     } finally {
@@ -310,7 +310,7 @@ describe('the linkage policy over HTTP (real Redis and PostgreSQL)', () => {
 
     const ready = await h.app.inject({ url: '/health/ready' });
     expect(ready.json().checks).toContainEqual({ name: 'call-records', healthy: true, detail: 'call records in postgresql' });
-    const metrics = (await h.app.inject({ url: '/metrics' })).body;
+    const metrics = (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body;
     expect(metrics).toMatch(/linkage_transfers_total\{direction="12345-110",mode="blind",outcome="failed",basis="list"\} 1/);
     expect(metrics).toMatch(/linkage_trunk_fallbacks_total\{direction="12345-110"\} 1/);
     expect(metrics).toMatch(/linkage_key_press_to_answer_seconds_count\{direction="12345-110",priority="normal"\} 3/);

@@ -207,7 +207,9 @@ export async function registerPolicyRoutes(
     },
   );
 
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  // Prometheus scrapes with a supervisor key (scrape_config authorization: Bearer …): only health is open.
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    auth.authorise(request, ['supervisor']);
     const text = await deps.metrics.registry.metrics();
     return reply.header('content-type', deps.metrics.registry.contentType).send(text);
   });
