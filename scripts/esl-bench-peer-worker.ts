@@ -10,7 +10,8 @@ const peer = await EslPeer.start();
 peer.onCommand((command) => {
   if (!command.text.startsWith('bgapi originate')) return;
   const leg = /origination_uuid=([0-9a-f-]{36})/.exec(command.text)?.[1];
-  if (leg) port.postMessage({ type: 'originate', leg, at: command.at });
+  const ticket = /sip_h_X-Ticket-Id=([0-9A-Za-z_-]+)/.exec(command.text)?.[1];
+  if (leg) port.postMessage({ type: 'originate', leg, ticket, at: command.at });
 });
 port.on('message', (message: { type: 'call'; citizen: string; agent: string } | { type: 'close' }) => {
   if (message.type === 'call') peer.citizenWithAgent(message.citizen, message.agent);

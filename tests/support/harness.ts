@@ -92,7 +92,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const logs: Record<string, unknown>[] = [];
   const capture = options.logs !== 'discard';
   const sink = new Writable({
-    write(chunk: Buffer, _enc, done) {
+    decodeStrings: false,
+    write(chunk: Buffer | string, _enc, done) {
       if (capture) {
         for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
           rawLogs.push(line);
