@@ -61,13 +61,7 @@ export class NuisanceService {
     const [flag, recentCalls] = await this.guard(() =>
       Promise.all([this.deps.store.get(hash, now), this.deps.store.recentCalls(hash, now, this.deps.settings.repeatWindowSeconds)]),
     );
-    return {
-      masked: this.deps.hasher.masked(callerNumber),
-      flag,
-      recentCalls,
-      windowSeconds: this.deps.settings.repeatWindowSeconds,
-      repeated: recentCalls >= this.deps.settings.repeatThreshold,
-    };
+    return this.standing(callerNumber, flag, recentCalls);
   }
 
   /** The switch reports an incoming call: counted, and the answer says whether to warn the agent. */
@@ -78,6 +72,15 @@ export class NuisanceService {
     const [flag, recentCalls] = await this.guard(() =>
       Promise.all([this.deps.store.get(hash, now), this.deps.store.countCall(hash, now, this.deps.settings.repeatWindowSeconds)]),
     );
+    return this.standing(callerNumber, flag, recentCalls);
+  }
+
+  /** What an agent is told about a number: its flag, and whether it calls again and again. */
+  private standing(
+    callerNumber: z.output<typeof NumberRequestSchema>['callerNumber'],
+    flag: NuisanceFlag | null,
+    recentCalls: number,
+  ) {
     return {
       masked: this.deps.hasher.masked(callerNumber),
       flag,
