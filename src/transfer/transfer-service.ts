@@ -209,11 +209,18 @@ export class TransferService {
     const emergency = request.priority === 'emergency';
 
     // 1. The stub, before anything else: the receiving seat must be able to read it when its phone rings.
+    //    The lease is taken alongside: the moment the transfer is stored, other instances may look for
+    //    orphans. A fresh id: only a store outage can stop it.
     let stubDeferred = false;
-    try {
-      await this.deps.tickets.put(stub, this.deps.settings.ticketTtlSeconds);
-    } catch (err) {
-      if (!emergency) throw storeUnavailable(err);
+    const [stored] = await Promise.allSettled([
+      this.deps.tickets.put(stub, this.deps.settings.ticketTtlSeconds),
+      this.takeLease(transfer.id, 'drive anyway'),
+    ]);
+    if (stored.status === 'rejected') {
+      if (!emergency) {
+        void this.deps.lease?.release(transfer.id).catch(() => undefined);
+        throw storeUnavailable(stored.reason);
+      }
       // An emergency is never blocked by a broken store: the stub is kept here and retried.
       stubDeferred = true;
       this.deferred.deferStub(stub);
@@ -229,9 +236,6 @@ export class TransferService {
       version: 1,
       detail: `by ${options.principal}`,
     };
-    // The lease comes first: the moment the transfer is stored, other instances may look for orphans.
-    // A fresh id: only a store outage can stop this.
-    await this.takeLease(transfer.id, 'drive anyway');
     let result;
     try {
       result = await this.deps.transfers.create(transfer, created, {
@@ -239,7 +243,10 @@ export class TransferService {
         requestFingerprint: fingerprint,
       });
     } catch (err) {
-      if (!emergency) throw storeUnavailable(err);
+      if (!emergency) {
+        void this.deps.lease?.release(transfer.id).catch(() => undefined);
+        throw storeUnavailable(err);
+      }
       this.deferred.deferTransfer(transfer, created);
       result = { outcome: 'created' as const };
     }
