@@ -12,7 +12,7 @@ const COUNT = Number(process.env.BENCH_COUNT ?? 2000);
 
 const redis = await startRedis();
 // Info-level logs, one line per transition as in production, written to a sink that drops them.
-const h = await startHarness({ redisUrl: redis.url, logs: 'discard' });
+const h = await startHarness({ redisUrl: redis.url, logs: 'discard', feed: { statsIntervalMs: 1000 } });
 await h.app.listen({ host: '127.0.0.1', port: 0 });
 const address = h.app.server.address();
 if (typeof address !== 'object' || address === null) throw new Error('no address');

@@ -27,6 +27,11 @@ export function countOf(transfer: Transfer, record: TransitionRecord): DayCount 
 
 /** The calendar day of an instant in a time zone (the desks work on Beijing time), as YYYY-MM-DD. */
 export function dayOf(at: Date, timeZone: string): string {
+  // Every event asks; days turn over on whole minutes in every zone in use, so one answer per zone and
+  // minute is exact, and formatting (far dearer than a comparison) runs once a minute.
+  const minute = Math.floor(at.getTime() / 60_000);
+  const cached = LAST_DAY.get(timeZone);
+  if (cached && cached.minute === minute) return cached.day;
   let format = DAY_FORMATS.get(timeZone);
   if (!format) {
     // Building a formatter costs far more than using one: keep one per zone.
@@ -38,9 +43,12 @@ export function dayOf(at: Date, timeZone: string): string {
     });
     DAY_FORMATS.set(timeZone, format);
   }
-  return format.format(at);
+  const day = format.format(at);
+  LAST_DAY.set(timeZone, { minute, day });
+  return day;
 }
 const DAY_FORMATS = new Map<string, Intl.DateTimeFormat>();
+const LAST_DAY = new Map<string, { minute: number; day: string }>();
 
 export class MemoryDayStats implements DayStats {
   private readonly days = new Map<

@@ -28,6 +28,14 @@ describe('the day of the counts', () => {
     expect(dayOf(new Date('2026-11-23T16:30:00Z'), 'UTC')).toBe('2026-11-23');
   });
 
+  it('turns over at midnight to the millisecond, asked again and again around it', () => {
+    for (let i = 0; i < 3; i += 1) {
+      expect(dayOf(new Date('2026-11-23T15:59:59.999Z'), 'Asia/Shanghai')).toBe('2026-11-23');
+      expect(dayOf(new Date('2026-11-23T16:00:00.000Z'), 'Asia/Shanghai')).toBe('2026-11-24');
+      expect(dayOf(new Date('2026-11-23T16:00:00.000Z'), 'America/St_Johns')).toBe('2026-11-23');
+    }
+  });
+
   it.each([
     [record(null, 'requested', 'created'), 'requested'],
     [record('answered', 'bridged', 'bridged'), 'connected'],
