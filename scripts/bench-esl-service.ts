@@ -6,12 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { Worker } from 'node:worker_threads';
-import { pino } from 'pino';
-import { EslCallControl } from '../src/adapters/freeswitch/esl-call-control.js';
 import type { PlaceCallRequest } from '../src/ports.js';
 import { KEYS, startHarness, transferBody } from '../tests/support/harness.js';
 import { startRedis } from '../tests/support/redis-server.js';
 import { machine, percentile } from './bench-report.js';
+import { eslBenchDriver } from './esl-bench-driver.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const COUNT = Math.min(Number(process.env.BENCH_COUNT ?? 1000), 10_000);
@@ -29,22 +28,7 @@ const peerPort = await new Promise<number>((resolve, reject) => {
 
 const redis = await startRedis();
 const h = await startHarness({ redisUrl: redis.url, logs: 'discard', withSwitch: false });
-const driver = new EslCallControl({
-  switchId: 'fs-bench',
-  desk: '12345',
-  host: '127.0.0.1',
-  port: peerPort,
-  password: 'ClueCon',
-  callerIdHeader: 'pid',
-  sipDomain: 'hotline.example.cn',
-  conferenceProfile: 'default',
-  commandTimeoutMs: 10_000,
-  connectTimeoutMs: 5_000,
-  reconnectInitialMs: 100,
-  reconnectMaxMs: 1_000,
-  jobGraceMs: 10_000,
-  logger: pino({ level: 'warn' }),
-});
+const driver = eslBenchDriver(peerPort, 'fs-bench');
 // The driver's share starts when the service hands it the call.
 const placeCallAt = new Map<string, bigint>(); // ticket id → placeCall() entered
 const placeCall = driver.placeCall.bind(driver);

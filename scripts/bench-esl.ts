@@ -10,9 +10,8 @@ import { cpus, loadavg, totalmem, type as osType, release } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { pino } from 'pino';
-import { EslCallControl } from '../src/adapters/freeswitch/esl-call-control.js';
 import type { CallControlEvent } from '../src/ports.js';
+import { eslBenchDriver } from './esl-bench-driver.js';
 
 const { values } = parseArgs({
   options: {
@@ -42,22 +41,7 @@ async function main(): Promise<void> {
       if (m.type === 'ready' && m.port) resolve(m.port);
     });
   });
-  const driver = new EslCallControl({
-    switchId: 'bench',
-    desk: '12345',
-    host: '127.0.0.1',
-    port: peerPort,
-    password: 'ClueCon',
-    callerIdHeader: 'pid',
-    sipDomain: 'hotline.example.cn',
-    conferenceProfile: 'default',
-    commandTimeoutMs: 10_000,
-    connectTimeoutMs: 5_000,
-    reconnectInitialMs: 100,
-    reconnectMaxMs: 1_000,
-    jobGraceMs: 10_000,
-    logger: pino({ level: 'warn' }),
-  });
+  const driver = eslBenchDriver(peerPort, 'bench');
   driver.start();
   await driver.ready();
 
