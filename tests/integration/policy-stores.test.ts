@@ -13,6 +13,7 @@ import type { CallRecordStore, TicketFeedback } from '../../src/records/call-rec
 import { MemoryCallRecords } from '../../src/records/memory-call-records.js';
 import { PostgresCallRecords } from '../../src/records/postgres-call-records.js';
 import { startPostgres, type PostgresServer } from '../support/postgres-server.js';
+import { aTransfer } from '../support/transfer-fixture.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 
 let redisServer: RedisServer;
@@ -82,24 +83,9 @@ describe.each(nuisanceAdapters)('NuisanceStore contract (%s)', (_name, make) => 
 
 const t = '2026-11-23T08:00:00.000Z';
 function transfer(over: Partial<Transfer> = {}): Transfer {
-  return {
-    id: randomUUID(),
-    direction: { from: '12345', to: '110' },
-    mode: 'blind',
-    priority: 'normal',
-    firstReceiver: '12345',
+  return aTransfer({
     citizenLeg: { switchId: 's', legId: randomUUID() },
-    agent: { agentId: 'A1', seatId: 'S1', legId: null },
     target: { desk: '110', number: '110', trunks: ['a', 'b'] },
-    presentedCallerId: { kind: 'number', national: '13800138000', type: 'mobile' },
-    ticketId: `T-${randomUUID().slice(0, 8)}`,
-    stubDeferred: false,
-    state: 'requested',
-    trunkIndex: 0,
-    targetLegId: null,
-    failure: null,
-    endedBy: null,
-    version: 1,
     createdAt: t,
     updatedAt: t,
     routing: {
@@ -107,7 +93,7 @@ function transfer(over: Partial<Transfer> = {}): Transfer {
       overrideReason: null, danger: false, harassment: null, redirect: null, nuisance: null,
     },
     ...over,
-  };
+  });
 }
 const secs = (s: number) => new Date(Date.parse(t) + s * 1000).toISOString();
 

@@ -10,37 +10,14 @@ import type { TicketStub } from '../../src/domain/ticket-stub.js';
 import type { Transfer } from '../../src/domain/transfer.js';
 import type { TicketStore, TransferStore, TransitionRecord } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { aTransfer } from '../support/transfer-fixture.js';
 
 interface Stores {
   tickets: TicketStore;
   transfers: TransferStore;
 }
 
-function transfer(overrides: Partial<Transfer> = {}): Transfer {
-  const now = new Date().toISOString();
-  return {
-    id: randomUUID(),
-    direction: { from: '12345', to: '110' },
-    mode: 'blind',
-    priority: 'normal',
-    firstReceiver: '12345',
-    citizenLeg: { switchId: 'fs1', legId: randomUUID() },
-    agent: { agentId: 'A1', seatId: 'S1', legId: null },
-    target: { desk: '110', number: '110', trunks: ['sw110'] },
-    presentedCallerId: { kind: 'number', national: '13800138000', type: 'mobile' },
-    ticketId: `GD-${randomUUID().slice(0, 8)}`,
-    stubDeferred: false,
-    state: 'requested',
-    trunkIndex: 0,
-    targetLegId: null,
-    failure: null,
-    endedBy: null,
-    version: 1,
-    createdAt: now,
-    updatedAt: now,
-    ...overrides,
-  };
-}
+const transfer = aTransfer;
 
 function record(t: Transfer, event: TransitionRecord['event'] = 'created'): TransitionRecord {
   return { transferId: t.id, at: t.updatedAt, from: null, to: t.state, event, version: t.version };
