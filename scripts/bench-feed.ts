@@ -65,7 +65,8 @@ async function serve(): Promise<void> {
 
   const logger = pino({ level: 'warn' });
   const clock = { now: () => new Date() };
-  const transfers = new MemoryTransferStore();
+  const tickets = new MemoryTicketStore(clock);
+  const transfers = new MemoryTransferStore(tickets);
   let bus: EventBus;
   let log: FeedLog;
   const redisUrl = args['redis-url'];
@@ -86,7 +87,6 @@ async function serve(): Promise<void> {
     bus = memory;
     log = new LocalFeedLog(memory, 10_000);
   }
-  const tickets = new MemoryTicketStore(clock);
   const service = new TransferService({
     tickets,
     transfers,

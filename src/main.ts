@@ -56,9 +56,10 @@ function buildStores(config: Config): Stores {
   const target = config.redis.sentinel ? { sentinel: config.redis.sentinel } : config.redis.url;
   if (target === null) {
     const bus = new MemoryEventBus();
+    const tickets = new MemoryTicketStore(systemClock);
     return {
-      tickets: new MemoryTicketStore(systemClock),
-      transfers: new MemoryTransferStore(),
+      tickets,
+      transfers: new MemoryTransferStore(tickets),
       bus,
       feedLog: new LocalFeedLog(bus, config.feed.historySize),
       dayStats: new MemoryDayStats(),

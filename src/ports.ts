@@ -133,9 +133,25 @@ export interface CreateOptions {
   readonly requestFingerprint: string;
 }
 
+/**
+ * A new transfer as it is first stored: the stub with it, and the transitions made before any
+ * signalling (created, stub stored, first trunk dialled), so a single write precedes the call.
+ */
+export interface Opening {
+  /** The transfer after the last of `records`. */
+  readonly transfer: Transfer;
+  /** Its audit records, oldest first; the first is 'created'. */
+  readonly records: readonly TransitionRecord[];
+  readonly stub: TicketStub;
+  readonly stubTtlSeconds: number;
+}
+
 export interface TransferStore {
-  /** Atomically: honours the idempotency key, takes the citizen-call lock, stores the transfer. */
-  create(transfer: Transfer, record: TransitionRecord, options: CreateOptions): Promise<CreateResult>;
+  /**
+   * Atomically: honours the idempotency key, takes the citizen-call lock, stores the ticket stub, the
+   * transfer and its records. On 'replay' or 'call-busy' nothing is written, the stub included.
+   */
+  create(opening: Opening, options: CreateOptions): Promise<CreateResult>;
   /**
    * Stores a newer version and appends its audit record; a version not newer than the stored one is
    * skipped ('stale'), so retrying a write whose reply was lost is harmless. Terminal states release the

@@ -16,6 +16,7 @@ import type {
   EventBus,
   IdSource,
   InFlightLegs,
+  CreateResult,
   TicketStore,
   TransferLease,
   TransferStore,
@@ -207,26 +208,6 @@ export class TransferService {
     };
     const stub = this.stubOf(request, now);
     const emergency = request.priority === 'emergency';
-
-    // 1. The stub, before anything else: the receiving seat must be able to read it when its phone rings.
-    //    The lease is taken alongside: the moment the transfer is stored, other instances may look for
-    //    orphans. A fresh id: only a store outage can stop it.
-    let stubDeferred = false;
-    const [stored] = await Promise.allSettled([
-      this.deps.tickets.put(stub, this.deps.settings.ticketTtlSeconds),
-      this.takeLease(transfer.id, 'drive anyway'),
-    ]);
-    if (stored.status === 'rejected') {
-      if (!emergency) {
-        void this.deps.lease?.release(transfer.id).catch(() => undefined);
-        throw storeUnavailable(stored.reason);
-      }
-      // An emergency is never blocked by a broken store: the stub is kept here and retried.
-      stubDeferred = true;
-      this.deferred.deferStub(stub);
-    }
-
-    // 2. The transfer record, atomically with the idempotency key and the citizen-call lock.
     const created: TransitionRecord = {
       transferId: transfer.id,
       at: now,
@@ -236,19 +217,34 @@ export class TransferService {
       version: 1,
       detail: `by ${options.principal}`,
     };
-    let result;
-    try {
-      result = await this.deps.transfers.create(transfer, created, {
-        idempotencyKey: options.idempotencyKey,
-        requestFingerprint: fingerprint,
-      });
-    } catch (err) {
+    const legId = this.deps.ids.uuid();
+    let opening = this.openingOf(transfer, created, legId, false);
+
+    // 1. One atomic write before any signalling: the stub (the receiving seat reads it as its phone
+    //    rings), the transfer with its idempotency key and citizen-call lock, and its transitions up to
+    //    dialling the first trunk (an instance taking over must know the leg). The lease rides in the
+    //    same round trip: the moment the transfer is stored, other instances may look for orphans.
+    const [written] = await Promise.allSettled([
+      this.deps.transfers.create(
+        { transfer: opening.transfer, records: opening.steps.map((step) => step.record), stub, stubTtlSeconds: this.deps.settings.ticketTtlSeconds },
+        { idempotencyKey: options.idempotencyKey, requestFingerprint: fingerprint },
+      ),
+      this.takeLease(transfer.id, 'drive anyway'),
+    ]);
+    let result: CreateResult;
+    if (written.status === 'fulfilled') {
+      result = written.value;
+    } else {
       if (!emergency) {
         void this.deps.lease?.release(transfer.id).catch(() => undefined);
-        throw storeUnavailable(err);
+        throw storeUnavailable(written.reason);
       }
-      this.deferred.deferTransfer(transfer, created);
-      result = { outcome: 'created' as const };
+      // An emergency is never blocked by a broken store: the stub and the transfer are kept here and
+      // written, in order, once the store is back.
+      opening = this.openingOf(transfer, created, legId, true);
+      this.deferred.deferStub(stub);
+      for (const step of opening.steps) this.deferred.deferTransfer(step.transfer, step.record);
+      result = { outcome: 'created' };
     }
     if (result.outcome !== 'created') void this.deps.lease?.release(transfer.id).catch(() => undefined);
     if (result.outcome === 'replay') {
@@ -261,19 +257,53 @@ export class TransferService {
     }
 
     if (options.idempotencyKey !== null) this.rememberKey(options.idempotencyKey, transfer.id, fingerprint);
-    this.drive(transfer);
-    this.logFor(transfer).info(
-      { callerId: maskNumber(transfer.presentedCallerId), principal: options.principal, stubDeferred },
+    const dialling = opening.transfer;
+    this.drive(dialling);
+    const log = this.logFor(dialling);
+    log.info(
+      { callerId: maskNumber(dialling.presentedCallerId), principal: options.principal, stubDeferred: dialling.stubDeferred },
       'transfer requested',
     );
-    void this.publish({ kind: 'transfer', transfer, record: created });
+    for (const { transfer: step, record } of opening.steps) {
+      if (record.from !== null) log.info({ from: record.from, to: record.to, event: record.event, detail: record.detail }, 'transfer transition');
+      void this.publish({ kind: 'transfer', transfer: step, record });
+    }
 
-    // 3. Signalling: the state machine's place-call effect runs inside this call, so the answer says
-    //    whether the switch took the command.
-    const after = await this.enqueue(transfer.id, () =>
-      this.applyNow(transfer.id, { type: 'stub-stored', deferred: stubDeferred }),
-    );
-    return { transfer: after ?? transfer, replay: false };
+    // 2. Signalling, inside this call, so the answer says whether the switch took the command.
+    const after = await this.enqueue(dialling.id, async () => {
+      try {
+        await this.placeCall(callControl, dialling, opening.trunk);
+      } catch (err) {
+        await this.switchRefused(dialling, 'place-call', err);
+      }
+      return this.live.get(dialling.id) ?? null;
+    });
+    return { transfer: after ?? dialling, replay: false };
+  }
+
+  /**
+   * The transitions a new transfer makes before any signalling — created, stub stored, first trunk
+   * dialled — applied here so that one write stores them all. Each step is the transfer after its record.
+   */
+  private openingOf(
+    requested: Transfer,
+    created: TransitionRecord,
+    legId: string,
+    stubDeferred: boolean,
+  ): { transfer: Transfer; steps: { transfer: Transfer; record: TransitionRecord }[]; trunk: string } {
+    const steps = [{ transfer: requested, record: created }];
+    let trunk: string | null = null;
+    const events: TransferEvent[] = [{ type: 'stub-stored', deferred: stubDeferred }, { type: 'dial-started', legId }];
+    for (const event of events) {
+      const current = steps[steps.length - 1]!.transfer;
+      const result = transition(current, event, requested.createdAt);
+      // The state machine's table allows both from a new transfer; a refusal here is a bug in it.
+      if (!result.ok) throw new Error(`a new transfer refused ${event.type}: ${result.reason}`);
+      for (const effect of result.effects) if (effect.type === 'place-call') trunk = effect.trunk;
+      steps.push({ transfer: result.transfer, record: recordOf(current, result.transfer, event) });
+    }
+    if (trunk === null) throw new Error('a new transfer has no trunk to dial');
+    return { transfer: steps[steps.length - 1]!.transfer, steps, trunk };
   }
 
   /**
@@ -476,15 +506,7 @@ export class TransferService {
       return current;
     }
     const next = result.transfer;
-    const record: TransitionRecord = {
-      transferId,
-      at: next.updatedAt,
-      from: current.state,
-      to: next.state,
-      event: event.type,
-      version: next.version,
-      ...(detailOf(event) ? { detail: detailOf(event) } : {}),
-    };
+    const record = recordOf(current, next, event);
     this.live.set(transferId, next);
     if ((await this.persist(next, record)) === 'stale') {
       // Another instance stored this version first (it resumed the transfer too): it drives it, and
@@ -529,15 +551,18 @@ export class TransferService {
       try {
         await this.performOne(callControl, transfer, effect);
       } catch (err) {
-        const failure = failureOf(err);
-        this.logFor(transfer).warn({ effect: effect.type, err: errorText(err), failure }, 'switch refused a command');
-        if (effect.type === 'place-call' || effect.type === 'bridge-to-target' || effect.type === 'join-conference') {
-          // The remaining effects belonged to the attempt that failed; the failure brings its own.
-          await this.applyNow(transfer.id, { type: 'target-failed', failure, cause: errorText(err).slice(0, 120) });
-          return;
-        }
+        if (await this.switchRefused(transfer, effect.type, err)) return;
       }
     }
+  }
+
+  /** True when the refusal ended the attempt: the remaining effects belonged to it, and the failure brings its own. */
+  private async switchRefused(transfer: Transfer, effect: TransferEffect['type'], err: unknown): Promise<boolean> {
+    const failure = failureOf(err);
+    this.logFor(transfer).warn({ effect, err: errorText(err), failure }, 'switch refused a command');
+    if (effect !== 'place-call' && effect !== 'bridge-to-target' && effect !== 'join-conference') return false;
+    await this.applyNow(transfer.id, { type: 'target-failed', failure, cause: errorText(err).slice(0, 120) });
+    return true;
   }
 
   private async performOne(callControl: CallControl, transfer: Transfer, effect: TransferEffect): Promise<void> {
@@ -547,24 +572,7 @@ export class TransferService {
         const legId = this.deps.ids.uuid();
         const dialling = await this.applyNow(transfer.id, { type: 'dial-started', legId });
         if (!dialling || dialling.targetLegId !== legId) return;
-        this.guardAnswer(transfer.id, legId);
-        await callControl.placeCall({
-          transferId: transfer.id,
-          legId,
-          citizenLegId: transfer.citizenLeg.legId,
-          agentLegId: transfer.agent.legId,
-          mode: transfer.mode,
-          priority: transfer.priority,
-          sourceDesk: transfer.direction.from,
-          target: { desk: transfer.target.desk, number: transfer.target.number, trunk: effect.trunk },
-          callerId: transfer.presentedCallerId,
-          ticket: {
-            ticketId: transfer.ticketId,
-            stubUrl: `${this.deps.settings.publicBaseUrl.replace(/\/$/, '')}/v1/tickets/${encodeURIComponent(transfer.ticketId)}`,
-          },
-          answerTimeoutSeconds: this.deps.settings.answerTimeoutSeconds,
-        });
-        return;
+        return this.placeCall(callControl, dialling, effect.trunk);
       }
       case 'bridge-to-target':
         return callControl.bridgeToTarget({ ...legs, citizenLegId: transfer.citizenLeg.legId, targetLegId: effect.targetLegId });
@@ -592,6 +600,29 @@ export class TransferService {
         }
         return;
     }
+  }
+
+  /** Sends the call for the leg the transfer is dialling; its leg id was stored before this. */
+  private async placeCall(callControl: CallControl, dialling: Transfer, trunk: string): Promise<void> {
+    const legId = dialling.targetLegId;
+    if (legId === null) throw new Error(`transfer ${dialling.id} has no leg to dial`);
+    this.guardAnswer(dialling.id, legId);
+    await callControl.placeCall({
+      transferId: dialling.id,
+      legId,
+      citizenLegId: dialling.citizenLeg.legId,
+      agentLegId: dialling.agent.legId,
+      mode: dialling.mode,
+      priority: dialling.priority,
+      sourceDesk: dialling.direction.from,
+      target: { desk: dialling.target.desk, number: dialling.target.number, trunk },
+      callerId: dialling.presentedCallerId,
+      ticket: {
+        ticketId: dialling.ticketId,
+        stubUrl: `${this.deps.settings.publicBaseUrl.replace(/\/$/, '')}/v1/tickets/${encodeURIComponent(dialling.ticketId)}`,
+      },
+      answerTimeoutSeconds: this.deps.settings.answerTimeoutSeconds,
+    });
   }
 
   /** A leg the switch never reports on again (a lost event) must not hold the citizen forever. */
@@ -780,6 +811,19 @@ function toTransferEvent(event: CallControlEvent): TransferEvent {
     case 'party-left':
       return { type: 'party-left', party: event.party, cause: event.cause };
   }
+}
+
+function recordOf(current: Transfer, next: Transfer, event: TransferEvent): TransitionRecord {
+  const detail = detailOf(event);
+  return {
+    transferId: next.id,
+    at: next.updatedAt,
+    from: current.state,
+    to: next.state,
+    event: event.type,
+    version: next.version,
+    ...(detail ? { detail } : {}),
+  };
 }
 
 function detailOf(event: TransferEvent): string | undefined {

@@ -8,7 +8,7 @@ import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
 import type { TicketStub } from '../../src/domain/ticket-stub.js';
 import type { Transfer } from '../../src/domain/transfer.js';
-import type { TicketStore, TransferStore, TransitionRecord } from '../../src/ports.js';
+import type { Opening, TicketStore, TransferStore, TransitionRecord } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { aTransfer } from '../support/transfer-fixture.js';
 
@@ -37,6 +37,11 @@ const stub: TicketStub = {
   createdAt: '2026-11-23T08:00:00.000Z',
 };
 
+/** A new transfer as the service first stores it: with its own stub, and the record that created it. */
+function opening(t: Transfer, records: TransitionRecord[] = [record(t)]): Opening {
+  return { transfer: t, records, stub: { ...stub, ticketId: t.ticketId }, stubTtlSeconds: 60 };
+}
+
 function contract(name: string, make: () => Promise<Stores>) {
   describe(`${name} stores`, () => {
     let s: Stores;
@@ -50,34 +55,53 @@ function contract(name: string, make: () => Promise<Stores>) {
       expect(await s.tickets.get('GD-missing')).toBeNull();
     });
 
-    it('creates a transfer and keeps its audit trail', async () => {
+    it('creates a transfer with its stub and its audit trail', async () => {
       const t = transfer();
-      expect(await s.transfers.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'f' })).toEqual({ outcome: 'created' });
+      expect(await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'f' })).toEqual({ outcome: 'created' });
       expect(await s.transfers.get(t.id)).toEqual(t);
       expect(await s.transfers.auditTrail(t.id)).toEqual([record(t)]);
+      expect(await s.tickets.get(t.ticketId)).toEqual({ ...stub, ticketId: t.ticketId });
+    });
+
+    it('stores every transition made before the first write, in order, with the transfer after the last', async () => {
+      const requested = transfer();
+      const stored = { ...requested, state: 'stub-stored' as const, version: 2 };
+      const dialing = { ...requested, state: 'dialing' as const, version: 3, targetLegId: randomUUID() };
+      const records = [
+        record(requested),
+        { ...record(stored, 'stub-stored'), from: 'requested' as const },
+        { ...record(dialing, 'dial-started'), from: 'stub-stored' as const },
+      ];
+      expect(await s.transfers.create({ ...opening(requested, records), transfer: dialing }, { idempotencyKey: null, requestFingerprint: 'o' })).toEqual({
+        outcome: 'created',
+      });
+      expect(await s.transfers.get(requested.id)).toEqual(dialing);
+      expect(await s.transfers.auditTrail(requested.id)).toEqual(records);
+      expect(await s.transfers.save(dialing, records[2]!)).toBe('stale');
     });
 
     it('answers a repeated idempotency key with the first transfer, and tells a different request apart', async () => {
       const key = randomUUID();
       const first = transfer();
-      await s.transfers.create(first, record(first), { idempotencyKey: key, requestFingerprint: 'a' });
+      await s.transfers.create(opening(first), { idempotencyKey: key, requestFingerprint: 'a' });
       const again = transfer();
-      expect(await s.transfers.create(again, record(again), { idempotencyKey: key, requestFingerprint: 'a' })).toEqual({
+      expect(await s.transfers.create(opening(again), { idempotencyKey: key, requestFingerprint: 'a' })).toEqual({
         outcome: 'replay',
         transferId: first.id,
         sameRequest: true,
       });
-      expect(await s.transfers.create(again, record(again), { idempotencyKey: key, requestFingerprint: 'b' })).toMatchObject({
+      expect(await s.transfers.create(opening(again), { idempotencyKey: key, requestFingerprint: 'b' })).toMatchObject({
         sameRequest: false,
       });
       expect(await s.transfers.get(again.id)).toBeNull();
+      expect(await s.tickets.get(again.ticketId)).toBeNull(); // a replay writes no stub
     });
 
     it('makes one transfer of many concurrent creates with one key', async () => {
       const key = randomUUID();
       const attempts = Array.from({ length: 20 }, () => transfer());
       const results = await Promise.all(
-        attempts.map((t) => s.transfers.create(t, record(t), { idempotencyKey: key, requestFingerprint: 'same' })),
+        attempts.map((t) => s.transfers.create(opening(t), { idempotencyKey: key, requestFingerprint: 'same' })),
       );
       expect(results.filter((r) => r.outcome === 'created')).toHaveLength(1);
       const winner = attempts[results.findIndex((r) => r.outcome === 'created')]!;
@@ -86,22 +110,23 @@ function contract(name: string, make: () => Promise<Stores>) {
 
     it('refuses a second transfer of a call that is being transferred, until the first ends', async () => {
       const first = transfer();
-      await s.transfers.create(first, record(first), { idempotencyKey: null, requestFingerprint: 'x' });
+      await s.transfers.create(opening(first), { idempotencyKey: null, requestFingerprint: 'x' });
       const second = transfer({ citizenLeg: first.citizenLeg });
-      expect(await s.transfers.create(second, record(second), { idempotencyKey: null, requestFingerprint: 'y' })).toEqual({
+      expect(await s.transfers.create(opening(second), { idempotencyKey: null, requestFingerprint: 'y' })).toEqual({
         outcome: 'call-busy',
         transferId: first.id,
       });
+      expect(await s.tickets.get(second.ticketId)).toBeNull();
       const ended = { ...first, state: 'failed' as const, version: 2 };
       expect(await s.transfers.save(ended, record(ended, 'target-failed'))).toBe('saved');
-      expect(await s.transfers.create(second, record(second), { idempotencyKey: null, requestFingerprint: 'y' })).toEqual({
+      expect(await s.transfers.create(opening(second), { idempotencyKey: null, requestFingerprint: 'y' })).toEqual({
         outcome: 'created',
       });
     });
 
     it('skips a version not newer than the stored one, so a retried write is harmless', async () => {
       const t = transfer();
-      await s.transfers.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'x' });
+      await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'x' });
       const v2 = { ...t, state: 'stub-stored' as const, version: 2 };
       expect(await s.transfers.save(v2, record(v2, 'stub-stored'))).toBe('saved');
       expect(await s.transfers.save(v2, record(v2, 'stub-stored'))).toBe('stale');
@@ -115,14 +140,14 @@ function contract(name: string, make: () => Promise<Stores>) {
       expect(await s.transfers.save(t, record(t, 'dial-started'))).toBe('saved');
       expect(await s.transfers.get(t.id)).toEqual(t);
       const other = transfer({ citizenLeg: t.citizenLeg });
-      expect((await s.transfers.create(other, record(other), { idempotencyKey: null, requestFingerprint: 'z' })).outcome).toBe('call-busy');
+      expect((await s.transfers.create(opening(other), { idempotencyKey: null, requestFingerprint: 'z' })).outcome).toBe('call-busy');
     });
 
     it('lists live transfers oldest first, and not ended ones', async () => {
       const before = await s.transfers.listLive();
       const older = transfer({ createdAt: '2026-11-23T07:00:00.000Z' });
       const newer = transfer({ createdAt: '2026-11-23T07:00:01.000Z' });
-      for (const t of [newer, older]) await s.transfers.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'l' });
+      for (const t of [newer, older]) await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'l' });
       const live = (await s.transfers.listLive()).filter((t) => !before.some((b) => b.id === t.id));
       expect(live.map((t) => t.id)).toEqual([older.id, newer.id]);
       const done = { ...older, state: 'completed' as const, version: 2 };
@@ -132,7 +157,7 @@ function contract(name: string, make: () => Promise<Stores>) {
 
     it('caps the audit trail at 200 records', async () => {
       const t = transfer();
-      await s.transfers.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'c' });
+      await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'c' });
       for (let v = 2; v <= 230; v += 1) {
         const next = { ...t, state: 'ringing' as const, version: v };
         await s.transfers.save(next, record(next, 'target-ringing'));
@@ -144,10 +169,10 @@ function contract(name: string, make: () => Promise<Stores>) {
   });
 }
 
-contract('memory', async () => ({
-  tickets: new MemoryTicketStore({ now: () => new Date() }),
-  transfers: new MemoryTransferStore(),
-}));
+contract('memory', async () => {
+  const tickets = new MemoryTicketStore({ now: () => new Date() });
+  return { tickets, transfers: new MemoryTransferStore(tickets) };
+});
 
 let server: RedisServer;
 let redis: Redis;
@@ -191,19 +216,38 @@ describe('memory ticket store', () => {
   });
 });
 
+describe('memory transfer store', () => {
+  it('stores nothing and gives back the call lock and the key when the stub cannot be stored', async () => {
+    let down = true;
+    const inner = new MemoryTicketStore({ now: () => new Date() });
+    const tickets: TicketStore = {
+      put: async (s, ttl) => (down ? Promise.reject(new Error('ticket store down')) : inner.put(s, ttl)),
+      get: async (id) => inner.get(id),
+    };
+    const store = new MemoryTransferStore(tickets);
+    const t = transfer();
+    await expect(store.create(opening(t), { idempotencyKey: 'k1', requestFingerprint: 'm' })).rejects.toThrow('ticket store down');
+    expect(await store.get(t.id)).toBeNull();
+    down = false;
+    const retry = transfer({ citizenLeg: t.citizenLeg });
+    expect(await store.create(opening(retry), { idempotencyKey: 'k1', requestFingerprint: 'm' })).toEqual({ outcome: 'created' });
+    expect(await inner.get(retry.ticketId)).not.toBeNull();
+  });
+});
+
 describe('memory stores stay bounded', () => {
   it('keep at most the configured number of ended transfers, the newest', async () => {
-    const store = new MemoryTransferStore(3);
+    const store = new MemoryTransferStore(new MemoryTicketStore({ now: () => new Date() }), 3);
     const ids: string[] = [];
     for (let i = 0; i < 5; i += 1) {
       const t = transfer();
       ids.push(t.id);
-      await store.create(t, record(t), { idempotencyKey: null, requestFingerprint: 'm' });
+      await store.create(opening(t), { idempotencyKey: null, requestFingerprint: 'm' });
       const done = { ...t, state: 'completed' as const, version: 2 };
       await store.save(done, record(done, 'party-left'));
     }
     const live = transfer();
-    await store.create(live, record(live), { idempotencyKey: null, requestFingerprint: 'm' });
+    await store.create(opening(live), { idempotencyKey: null, requestFingerprint: 'm' });
     expect(store.size).toBe(4);
     expect(await store.get(ids[0]!)).toBeNull();
     expect((await store.get(ids[4]!))?.state).toBe('completed');

@@ -139,7 +139,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     healthChecks.push({ name: 'store', check: async () => ({ healthy: redis.status === 'ready', detail: `redis ${redis.status}` }) });
   } else {
     tickets = new MemoryTicketStore(clock);
-    transfers = new MemoryTransferStore();
+    transfers = new MemoryTransferStore(tickets);
     bus = new MemoryEventBus();
     const local = new LocalFeedLog(bus, 10_000);
     feedLog = local;

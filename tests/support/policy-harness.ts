@@ -88,7 +88,7 @@ export async function startPolicyHarness(
     nuisance = new RedisNuisanceStore(redis, policyRedisKeys(ns));
   } else {
     tickets = new MemoryTicketStore(clock);
-    transfers = new MemoryTransferStore();
+    transfers = new MemoryTransferStore(tickets);
     bus = new MemoryEventBus();
     nuisance = new MemoryNuisanceStore();
   }

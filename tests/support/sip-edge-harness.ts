@@ -120,7 +120,7 @@ export async function startHarness(
   const ids = { uuid: () => randomUUID() };
   const clock = { now: () => new Date() };
   const tickets = new OutageTicketStore(clock);
-  const transfers = new MemoryTransferStore();
+  const transfers = new MemoryTransferStore(tickets);
   const bus = new MemoryEventBus();
   const edge = new DrachtioCallControl({ config, ids, logger, desk: '12345' });
   const service = new TransferService({

@@ -2,7 +2,7 @@
 // They keep the same contract as the Redis stores (one contract suite runs against both).
 import type { TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import type { Clock, CreateOptions, CreateResult, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
+import type { Clock, CreateOptions, CreateResult, Opening, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
 
 /** How many puts between sweeps of expired stubs, so an idle stub does not stay in memory for ever. */
 const SWEEP_EVERY = 1000;
@@ -49,13 +49,18 @@ export class MemoryTransferStore implements TransferStore {
   private readonly callLocks = new Map<string, string>();
   private readonly ended: string[] = [];
 
-  constructor(private readonly endedCap = ENDED_CAP) {}
+  constructor(
+    /** Where the stub of a new transfer goes, in the same step as the transfer. */
+    private readonly tickets: TicketStore,
+    private readonly endedCap = ENDED_CAP,
+  ) {}
 
   get size(): number {
     return this.transfers.size;
   }
 
-  async create(transfer: Transfer, record: TransitionRecord, options: CreateOptions): Promise<CreateResult> {
+  async create(opening: Opening, options: CreateOptions): Promise<CreateResult> {
+    const { transfer } = opening;
     if (options.idempotencyKey !== null) {
       const seen = this.idempotency.get(options.idempotencyKey);
       if (seen) {
@@ -66,17 +71,26 @@ export class MemoryTransferStore implements TransferStore {
     const holder = this.callLocks.get(lockKey);
     if (holder !== undefined) return { outcome: 'call-busy', transferId: holder };
 
+    // Both are taken before the stub is written, so a press arriving meanwhile sees them; a stub that
+    // cannot be stored gives them back and stores nothing.
+    this.callLocks.set(lockKey, transfer.id);
     if (options.idempotencyKey !== null) {
       this.idempotency.set(options.idempotencyKey, { transferId: transfer.id, fingerprint: options.requestFingerprint });
-      // Keys are remembered for about as many transfers as are kept (Redis expires them by TTL instead).
-      if (this.idempotency.size > this.endedCap * 2) {
-        const oldest = this.idempotency.keys().next().value;
-        if (oldest !== undefined) this.idempotency.delete(oldest);
-      }
     }
-    this.callLocks.set(lockKey, transfer.id);
+    try {
+      await this.tickets.put(opening.stub, opening.stubTtlSeconds);
+    } catch (err) {
+      this.callLocks.delete(lockKey);
+      if (options.idempotencyKey !== null) this.idempotency.delete(options.idempotencyKey);
+      throw err;
+    }
+    // Keys are remembered for about as many transfers as are kept (Redis expires them by TTL instead).
+    if (this.idempotency.size > this.endedCap * 2) {
+      const oldest = this.idempotency.keys().next().value;
+      if (oldest !== undefined) this.idempotency.delete(oldest);
+    }
     this.transfers.set(transfer.id, transfer);
-    this.audits.set(transfer.id, [record]);
+    this.audits.set(transfer.id, [...opening.records]);
     return { outcome: 'created' };
   }
 

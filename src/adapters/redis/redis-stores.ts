@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import { TicketStubSchema, type TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import type { CreateOptions, CreateResult, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
+import type { CreateOptions, CreateResult, Opening, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
 import { AUDIT_CAP, type RedisKeys } from './keys.js';
 
 export class RedisTicketStore implements TicketStore {
@@ -24,8 +24,9 @@ export class RedisTicketStore implements TicketStore {
   }
 }
 
-// KEYS: idem, callLock, transfer, audit, live
-// ARGV: hasIdem, idemValueJson, transferId, transferJson, recordJson, ttl, idemTtl, score
+// KEYS: idem, callLock, transfer, audit, live, ticket
+// ARGV: hasIdem, idemValueJson, transferId, transferJson, ttl, idemTtl, score, stubJson, stubTtl,
+//       recordJson... (oldest first)
 const CREATE_SCRIPT = `
 if ARGV[1] == '1' then
   local seen = redis.call('GET', KEYS[1])
@@ -33,13 +34,14 @@ if ARGV[1] == '1' then
 end
 local holder = redis.call('GET', KEYS[2])
 if holder then return {'call-busy', holder} end
-if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[7]) end
-redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[6])
-redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[6])
+redis.call('SET', KEYS[6], ARGV[8], 'EX', ARGV[9])
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[6]) end
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[5])
+redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
 redis.call('DEL', KEYS[4])
-redis.call('RPUSH', KEYS[4], ARGV[5])
-redis.call('EXPIRE', KEYS[4], ARGV[6])
-redis.call('ZADD', KEYS[5], ARGV[8], ARGV[3])
+redis.call('RPUSH', KEYS[4], unpack(ARGV, 10))
+redis.call('EXPIRE', KEYS[4], ARGV[5])
+redis.call('ZADD', KEYS[5], ARGV[7], ARGV[3])
 return {'created', ARGV[3]}
 `;
 
@@ -85,28 +87,32 @@ export class RedisTransferStore implements TransferStore {
     private readonly options: RedisTransferStoreOptions,
   ) {
     if (!('hotlineCreateTransfer' in redis)) {
-      redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 5, lua: CREATE_SCRIPT });
+      redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 6, lua: CREATE_SCRIPT });
       redis.defineCommand('hotlineSaveTransfer', { numberOfKeys: 4, lua: SAVE_SCRIPT });
     }
     this.scripts = redis as unknown as TransferScripts;
   }
 
-  async create(transfer: Transfer, record: TransitionRecord, options: CreateOptions): Promise<CreateResult> {
+  async create(opening: Opening, options: CreateOptions): Promise<CreateResult> {
     const k = this.keys;
+    const { transfer, stub } = opening;
     const reply = await this.scripts.hotlineCreateTransfer(
       k.idempotency(options.idempotencyKey ?? ''),
       k.callLock(transfer.citizenLeg.switchId, transfer.citizenLeg.legId),
       k.transfer(transfer.id),
       k.audit(transfer.id),
       k.live,
+      k.ticket(stub.ticketId),
       options.idempotencyKey === null ? '0' : '1',
       JSON.stringify({ transferId: transfer.id, fingerprint: options.requestFingerprint }),
       transfer.id,
       JSON.stringify(transfer),
-      JSON.stringify(record),
       this.options.transferTtlSeconds,
       this.options.idempotencyTtlSeconds,
       Date.parse(transfer.createdAt),
+      JSON.stringify(stub),
+      opening.stubTtlSeconds,
+      ...opening.records.map((record) => JSON.stringify(record)),
     );
     const [outcome, value] = reply;
     if (outcome === 'replay') {

@@ -23,9 +23,10 @@ describe('the transfer service driving FreeSWITCH through the ESL driver', () =>
     t.driver.start();
     await t.driver.ready();
     const clock = { now: () => new Date() };
+    const tickets = new MemoryTicketStore(clock);
     service = new TransferService({
-      tickets: new MemoryTicketStore(clock),
-      transfers: new MemoryTransferStore(),
+      tickets,
+      transfers: new MemoryTransferStore(tickets),
       bus: new MemoryEventBus(),
       clock,
       ids: { uuid: () => randomUUID() },
