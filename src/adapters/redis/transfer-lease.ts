@@ -19,11 +19,37 @@ export interface RedisTransferLeaseOptions {
 
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+// Renews many leases in one call: one round trip per renewal round, not one per live transfer.
+const RENEW_MANY = `
+local renewed = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then renewed[i] = redis.call('PEXPIRE', key, ARGV[2]) else renewed[i] = 0 end
+end
+return renewed
+`;
+/** Leases renewed per script call, so one call never holds Redis for long. */
+const RENEW_CHUNK = 500;
+
+interface LeaseScripts {
+  hotlineRenewLease(key: string, holder: string, ttlMs: string): Promise<number>;
+  hotlineReleaseLease(key: string, holder: string): Promise<number>;
+  hotlineRenewLeases(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number[]>;
+}
+
+interface Kept {
+  readonly onLost: (reason: string) => void;
+  lastRenewed: number;
+}
 
 export class RedisTransferLease implements TransferLease {
   readonly holderId: string;
   private readonly ttlMs: number;
   private readonly prefix: string;
+  private readonly scripts: LeaseScripts;
+  /** The leases this instance keeps, renewed together every ttl/3 by one timer. */
+  private readonly kept = new Map<string, Kept>();
+  private renewTimer: NodeJS.Timeout | null = null;
+  private renewing = false;
 
   constructor(
     private readonly redis: Redis,
@@ -34,6 +60,12 @@ export class RedisTransferLease implements TransferLease {
     this.holderId = options.holderId;
     this.ttlMs = options.ttlMs;
     this.prefix = options.keyPrefix ?? 'hl:lease:transfer:';
+    if (!('hotlineRenewLeases' in redis)) {
+      redis.defineCommand('hotlineRenewLease', { numberOfKeys: 1, lua: RENEW });
+      redis.defineCommand('hotlineReleaseLease', { numberOfKeys: 1, lua: RELEASE });
+      redis.defineCommand('hotlineRenewLeases', { lua: RENEW_MANY });
+    }
+    this.scripts = redis as unknown as LeaseScripts;
   }
 
   key(transferId: string): string {
@@ -46,13 +78,11 @@ export class RedisTransferLease implements TransferLease {
   }
 
   async renew(transferId: string): Promise<boolean> {
-    const reply = await this.redis.eval(RENEW, 1, this.key(transferId), this.holderId, String(this.ttlMs));
-    return reply === 1;
+    return (await this.scripts.hotlineRenewLease(this.key(transferId), this.holderId, String(this.ttlMs))) === 1;
   }
 
   async release(transferId: string): Promise<boolean> {
-    const reply = await this.redis.eval(RELEASE, 1, this.key(transferId), this.holderId);
-    return reply === 1;
+    return (await this.scripts.hotlineReleaseLease(this.key(transferId), this.holderId)) === 1;
   }
 
   async holder(transferId: string): Promise<string | null> {
@@ -60,30 +90,59 @@ export class RedisTransferLease implements TransferLease {
   }
 
   keep(transferId: string, onLost: (reason: string) => void): () => void {
-    let stopped = false;
-    let lastRenewed = Date.now();
-    const lost = (reason: string) => {
-      if (stopped) return;
-      stopped = true;
-      clearInterval(timer);
-      onLost(reason);
-    };
-    const timer = setInterval(() => {
-      this.renew(transferId).then(
-        (held) => {
-          if (held) lastRenewed = Date.now();
-          else lost('the lease is held by another instance or has expired');
-        },
-        (err: unknown) => {
-          // Redis unreachable: the lease may still be ours until its TTL runs out, not after.
-          if (Date.now() - lastRenewed >= this.ttlMs) lost(`the lease could not be renewed: ${(err as Error).message}`);
-        },
-      );
-    }, Math.max(10, Math.floor(this.ttlMs / 3)));
-    timer.unref();
-    return () => {
-      stopped = true;
-      clearInterval(timer);
-    };
+    const entry: Kept = { onLost, lastRenewed: Date.now() };
+    this.kept.set(transferId, entry);
+    if (!this.renewTimer) {
+      this.renewTimer = setInterval(() => void this.renewKept(), Math.max(10, Math.floor(this.ttlMs / 3)));
+      this.renewTimer.unref();
+    }
+    return () => this.forget(transferId, entry);
+  }
+
+  private forget(transferId: string, entry: Kept): void {
+    if (this.kept.get(transferId) === entry) this.kept.delete(transferId);
+    if (this.kept.size === 0 && this.renewTimer) {
+      clearInterval(this.renewTimer);
+      this.renewTimer = null;
+    }
+  }
+
+  private lost(transferId: string, entry: Kept, reason: string): void {
+    if (this.kept.get(transferId) !== entry) return; // stopped meanwhile: nobody is told
+    this.forget(transferId, entry);
+    entry.onLost(reason);
+  }
+
+  private async renewKept(): Promise<void> {
+    if (this.renewing) return; // a slow round is still out; the next tick starts another
+    this.renewing = true;
+    try {
+      const all = [...this.kept];
+      for (let start = 0; start < all.length; start += RENEW_CHUNK) {
+        const chunk = all.slice(start, start + RENEW_CHUNK);
+        try {
+          const replies = await this.scripts.hotlineRenewLeases(
+            chunk.length,
+            ...chunk.map(([transferId]) => this.key(transferId)),
+            this.holderId,
+            String(this.ttlMs),
+          );
+          const now = Date.now();
+          chunk.forEach(([transferId, entry], i) => {
+            if (replies[i] === 1) entry.lastRenewed = now;
+            else this.lost(transferId, entry, 'the lease is held by another instance or has expired');
+          });
+        } catch (err) {
+          const now = Date.now();
+          for (const [transferId, entry] of chunk) {
+            if (now - entry.lastRenewed >= this.ttlMs) {
+              this.lost(transferId, entry, `the lease could not be renewed: ${(err as Error).message}`);
+            }
+          }
+        }
+      }
+    } finally {
+      this.renewing = false;
+    }
   }
 }

@@ -74,4 +74,23 @@ describe('the transfer lease in a real Redis', () => {
     expect(await a.holder(id)).toBe('svc-b');
     stop();
   });
+
+  it('keep() renews every kept lease in one round per interval, more than one script call of them, and drops only the lost one', async () => {
+    const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 600 });
+    const ids = Array.from({ length: 1_200 }, () => randomUUID());
+    await Promise.all(ids.map((id) => a.acquire(id)));
+    const losses = new Map<string, string>();
+    const stops = ids.map((id) => a.keep(id, (reason) => losses.set(id, reason)));
+    await redisB.set(a.key(ids[700]!), 'svc-b', 'PX', 5_000);
+    const stoppedId = ids[900]!;
+    stops[900]!(); // this transfer ended here: its lease is no longer renewed, and nobody is told
+    await new Promise((r) => setTimeout(r, 1_400)); // more than two TTLs
+    expect([...losses.keys()]).toEqual([ids[700]]);
+    expect(losses.get(ids[700]!)).toMatch(/held by another instance/);
+    const holders = await redisA.mget(ids.map((id) => a.key(id)));
+    expect(holders.filter((h) => h === 'svc-a')).toHaveLength(1_198);
+    expect(holders[900]).toBeNull(); // expired: it was not renewed after stop
+    expect(await a.holder(stoppedId)).toBeNull();
+    for (const stop of stops) stop();
+  });
 });
