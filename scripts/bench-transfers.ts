@@ -1,89 +1,78 @@
 // Benchmark: a burst of transfers through the HTTP API (a real listening server, keep-alive client)
 // on a real Redis, to the CallControl test peer. Prints transfers per second and p50/p99 latency from
-// request to the place-call command. Bounded: a fixed count at a fixed rate. Never asserts.
-import { randomUUID } from 'node:crypto';
-import { Agent, request } from 'node:http';
+// request to the place-call command, and what each transfer costs the service. The load generator
+// runs in a process of its own (scripts/transfer-load-generator.ts). Bounded: a fixed count at a
+// fixed rate. Never asserts.
+import { fork } from 'node:child_process';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { startHarness, transferBody, KEYS } from '../tests/support/harness.js';
 import { startRedis } from '../tests/support/redis-server.js';
 import { machine, percentile } from './bench-report.js';
+import type { LoadOrder, LoadResult } from './transfer-load-generator.js';
 
 const RATE_PER_SECOND = Number(process.env.BENCH_RATE ?? 200);
 const COUNT = Number(process.env.BENCH_COUNT ?? 2000);
 
 const redis = await startRedis();
-// Info-level logs, one line per transition as in production, written to a sink that drops them.
-const h = await startHarness({ redisUrl: redis.url, logs: 'discard', feed: { statsIntervalMs: 1000 } });
+// As in production: info-level logs, one line per transition (to a sink that drops them), and a
+// lease per transfer with the default TTL.
+const h = await startHarness({
+  redisUrl: redis.url,
+  logs: 'discard',
+  feed: { statsIntervalMs: 1000 },
+  lease: { holderId: 'bench', ttlMs: 10_000, takeoverIntervalMs: 5_000 },
+});
 await h.app.listen({ host: '127.0.0.1', port: 0 });
 const address = h.app.server.address();
 if (typeof address !== 'object' || address === null) throw new Error('no address');
-const port = address.port;
-const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
-function post(body: string): Promise<{ status: number; id: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: '/v1/transfers',
-        agent,
-        headers: {
-          authorization: `Bearer ${KEYS.agent}`,
-          'content-type': 'application/json',
-          'idempotency-key': randomUUID(),
-        },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, id: (JSON.parse(text) as { transfer?: { id: string } }).transfer?.id ?? '' }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-// Warm up the JIT, the connection pool and Redis' scripts.
-await Promise.all(Array.from({ length: 50 }, () => post(JSON.stringify(transferBody()))));
-
-const sentAt = new Map<string, bigint>();
-const responseMs: number[] = [];
-const toPlaceCallMs: number[] = [];
 const bodies = Array.from({ length: COUNT }, () => transferBody());
+const order: LoadOrder = {
+  port: address.port,
+  apiKey: KEYS.agent,
+  ratePerSecond: RATE_PER_SECOND,
+  warmUp: Array.from({ length: 200 }, () => JSON.stringify(transferBody())),
+  bodies: bodies.map((body) => JSON.stringify(body)),
+};
+const generator = fork(join(import.meta.dirname, 'transfer-load-generator.ts'), {
+  execArgv: ['--import', 'tsx'],
+  stdio: 'inherit',
+});
 const commandsBefore = h.callControl.commands.length;
-const started = process.hrtime.bigint();
-const inFlight: Promise<void>[] = [];
-for (let i = 0; i < COUNT; i += 1) {
-  const due = started + BigInt(Math.round((i * 1e9) / RATE_PER_SECOND));
-  const waitMs = Number(due - process.hrtime.bigint()) / 1e6;
-  if (waitMs > 1) await new Promise((r) => setTimeout(r, waitMs));
-  const body = bodies[i]!;
-  const t0 = process.hrtime.bigint();
-  sentAt.set(body.ticket.ticketId, t0);
-  inFlight.push(
-    post(JSON.stringify(body)).then((res) => {
-      if (res.status !== 202) throw new Error(`status ${res.status}`);
-      responseMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }),
-  );
-}
-await Promise.all(inFlight);
-const elapsedS = Number(process.hrtime.bigint() - started) / 1e9;
-for (const command of h.callControl.commands.slice(commandsBefore)) {
-  if (command.type !== 'placeCall') continue;
-  const t0 = sentAt.get(command.request.ticket.ticketId);
-  if (t0 !== undefined) toPlaceCallMs.push(Number(command.at - t0) / 1e6);
-}
+const cpuBefore = process.cpuUsage();
+const loopBefore = performance.eventLoopUtilization();
+const result = await new Promise<LoadResult>((resolve, reject) => {
+  generator.once('message', (message) => resolve(message as LoadResult));
+  generator.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
+  generator.send(order);
+});
+const cpu = process.cpuUsage(cpuBefore);
+const loop = performance.eventLoopUtilization(loopBefore);
 
+// The warm-up's transfers are placed too; only the measured bodies' tickets are looked up.
+const placedAt = new Map<string, bigint>();
+for (const command of h.callControl.commands.slice(commandsBefore)) {
+  if (command.type === 'placeCall') placedAt.set(command.request.ticket.ticketId, command.at);
+}
+const toPlaceCallMs: number[] = [];
+const responseMs: number[] = [];
+let refused = 0;
+result.sent.forEach((sent, i) => {
+  if (sent.status !== 202) refused += 1;
+  responseMs.push(sent.responseMs);
+  const at = placedAt.get(bodies[i]!.ticket.ticketId);
+  if (at !== undefined) toPlaceCallMs.push(Number(at - BigInt(sent.at)) / 1e6);
+});
+
+const ms = (values: number[], p: number) => percentile(values, p).toFixed(2);
 console.log('== transfers through the HTTP API to the CallControl test peer, on Redis');
 console.log(machine());
-console.log(`offered: ${COUNT} transfers at ${RATE_PER_SECOND}/s; completed in ${elapsedS.toFixed(2)} s = ${(COUNT / elapsedS).toFixed(0)} transfers/s`);
-console.log(`request → place-call command: p50 ${percentile(toPlaceCallMs, 50).toFixed(2)} ms, p99 ${percentile(toPlaceCallMs, 99).toFixed(2)} ms (n=${toPlaceCallMs.length})`);
-console.log(`request → 202 response:       p50 ${percentile(responseMs, 50).toFixed(2)} ms, p99 ${percentile(responseMs, 99).toFixed(2)} ms`);
-console.log(`memory: rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (service, Redis client and load generator in one process)`);
+console.log(`offered: ${COUNT} transfers at ${RATE_PER_SECOND}/s; completed in ${result.elapsedSeconds.toFixed(2)} s = ${(COUNT / result.elapsedSeconds).toFixed(0)} transfers/s; ${refused} not accepted`);
+console.log(`request → place-call command: p50 ${ms(toPlaceCallMs, 50)} ms, p90 ${ms(toPlaceCallMs, 90)} ms, p99 ${ms(toPlaceCallMs, 99)} ms, max ${ms(toPlaceCallMs, 100)} ms (n=${toPlaceCallMs.length})`);
+console.log(`request → 202 response:       p50 ${ms(responseMs, 50)} ms, p99 ${ms(responseMs, 99)} ms`);
+console.log(`service cost per transfer (request, switch events to bridged, feed): CPU ${((cpu.user + cpu.system) / 1000 / COUNT).toFixed(2)} ms; event loop busy ${(loop.utilization * 100).toFixed(0)}% of the run`);
+console.log(`memory: rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (service and Redis client; the load generator is another process)`);
 
-agent.destroy();
 await h.close();
 await redis.stop();

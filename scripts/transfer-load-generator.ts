@@ -1,0 +1,80 @@
+// The load generator of scripts/bench-transfers.ts, in a process of its own: its HTTP client work
+// (building requests, parsing replies) would otherwise share the event loop of the service it
+// measures. Send times use process.hrtime.bigint(), the machine's monotonic clock, which the
+// service process reads too. Bounded: it sends the bodies it is given, at the rate it is given.
+import { randomUUID } from 'node:crypto';
+import { Agent, request } from 'node:http';
+
+export interface LoadOrder {
+  readonly port: number;
+  readonly apiKey: string;
+  readonly ratePerSecond: number;
+  /** Sent first, unmeasured: warms the JIT, the connection pool and Redis' scripts. */
+  readonly warmUp: readonly string[];
+  readonly bodies: readonly string[];
+}
+
+export interface LoadResult {
+  /** Per body, in order: when it was sent (hrtime, ns, as text), the status and the response time. */
+  readonly sent: readonly { readonly at: string; readonly status: number; readonly responseMs: number }[];
+  readonly elapsedSeconds: number;
+}
+
+process.once('message', (order: LoadOrder) => {
+  void run(order).then(
+    (result) => process.send?.(result, () => process.exit(0)),
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
+  );
+});
+
+async function run(order: LoadOrder): Promise<LoadResult> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const post = (body: string): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: order.port,
+          method: 'POST',
+          path: '/v1/transfers',
+          agent,
+          headers: {
+            authorization: `Bearer ${order.apiKey}`,
+            'content-type': 'application/json',
+            'idempotency-key': randomUUID(),
+          },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+
+  await Promise.all(order.warmUp.map(post));
+  const sent: { at: string; status: number; responseMs: number }[] = [];
+  const inFlight: Promise<void>[] = [];
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < order.bodies.length; i += 1) {
+    const due = started + BigInt(Math.round((i * 1e9) / order.ratePerSecond));
+    const waitMs = Number(due - process.hrtime.bigint()) / 1e6;
+    if (waitMs > 1) await new Promise((r) => setTimeout(r, waitMs));
+    const t0 = process.hrtime.bigint();
+    const slot = { at: String(t0), status: 0, responseMs: 0 };
+    sent.push(slot);
+    inFlight.push(
+      post(order.bodies[i]!).then((status) => {
+        slot.status = status;
+        slot.responseMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      }),
+    );
+  }
+  await Promise.all(inFlight);
+  agent.destroy();
+  return { sent, elapsedSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
