@@ -66,7 +66,6 @@ async function serve(): Promise<void> {
   const logger = pino({ level: 'warn' });
   const clock = { now: () => new Date() };
   const tickets = new MemoryTicketStore(clock);
-  const transfers = new MemoryTransferStore(tickets);
   let bus: EventBus;
   let log: FeedLog;
   const redisUrl = args['redis-url'];
@@ -87,6 +86,7 @@ async function serve(): Promise<void> {
     bus = memory;
     log = new LocalFeedLog(memory, 10_000);
   }
+  const transfers = new MemoryTransferStore(tickets, bus);
   const service = new TransferService({
     tickets,
     transfers,

@@ -59,7 +59,7 @@ function buildStores(config: Config): Stores {
     const tickets = new MemoryTicketStore(systemClock);
     return {
       tickets,
-      transfers: new MemoryTransferStore(tickets),
+      transfers: new MemoryTransferStore(tickets, bus),
       bus,
       feedLog: new LocalFeedLog(bus, config.feed.historySize),
       dayStats: new MemoryDayStats(),
@@ -88,6 +88,7 @@ function buildStores(config: Config): Stores {
     transfers: new RedisTransferStore(redis, keys, {
       transferTtlSeconds: config.transfers.ttlSeconds,
       idempotencyTtlSeconds: config.transfers.idempotencyTtlSeconds,
+      feedLog: { key: keys.feedLog, maxLength: config.feed.historySize },
     }),
     bus,
     feedLog: bus,
@@ -170,7 +171,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
   const service = new TransferService({
     tickets: stores.tickets,
     transfers: stores.transfers,
-    bus: policy.bus,
+    bus: stores.bus,
+    onTransition: (event) => policy.observe(event),
     policy: policy.routing,
     clock: systemClock,
     ids: randomIds,

@@ -138,18 +138,22 @@ export interface CreateOptions {
  * signalling (created, stub stored, first trunk dialled), so a single write precedes the call.
  */
 export interface Opening {
-  /** The transfer after the last of `records`. */
-  readonly transfer: Transfer;
-  /** Its audit records, oldest first; the first is 'created'. */
-  readonly records: readonly TransitionRecord[];
+  /** Each transition with the transfer after it, oldest first; the first is 'created'. */
+  readonly steps: readonly { readonly transfer: Transfer; readonly record: TransitionRecord }[];
   readonly stub: TicketStub;
   readonly stubTtlSeconds: number;
 }
 
+/**
+ * Every transition a TransferStore stores it also publishes, in the same atomic step, as a 'transfer'
+ * bus event (an outbox): the feed never shows a transition that was not stored, and never misses one
+ * that was, whatever fails between the two.
+ */
 export interface TransferStore {
   /**
    * Atomically: honours the idempotency key, takes the citizen-call lock, stores the ticket stub, the
-   * transfer and its records. On 'replay' or 'call-busy' nothing is written, the stub included.
+   * transfer (as of its last step) and every step's record. On 'replay' or 'call-busy' nothing is
+   * written or published, the stub included.
    */
   create(opening: Opening, options: CreateOptions): Promise<CreateResult>;
   /**

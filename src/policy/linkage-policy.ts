@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parseRoutingList, type RoutingList } from '../domain/routing-list.js';
 import type { PolicyRouteDeps } from '../http/routes/policy-routes.js';
 import { LinkageMetrics } from '../metrics/metrics.js';
-import type { Clock, EventBus, HealthCheck } from '../ports.js';
+import type { BusEvent, Clock, EventBus, HealthCheck } from '../ports.js';
 import type { CallRecordStore } from '../records/call-record.js';
 import { RecordWriter, tapBus } from '../records/record-writer.js';
 import type { TransferService } from '../transfer/transfer-service.js';
@@ -77,7 +77,7 @@ export class LinkagePolicy {
     });
     this.writer = new RecordWriter(parts.records, parts.logger);
     this.writer.onDrop((n) => this.metrics.recordWritesDropped(n));
-    this.bus = tapBus(parts.bus, [(e) => this.writer.observe(e), (e) => this.metrics.observe(e)]);
+    this.bus = tapBus(parts.bus, (e) => this.observe(e));
     const hasher = new NumberHasher(parts.settings.nuisance.hashKey);
     this.routing = new RoutingPolicy({
       list: parts.list,
@@ -94,6 +94,17 @@ export class LinkagePolicy {
       clock: parts.clock,
       settings: { deadlineHours: parts.settings.feedbackDeadlineHours },
     });
+  }
+
+  /** Records and counts an event of this instance's: the policy's own (through `bus`) and each transfer transition. */
+  observe(event: BusEvent): void {
+    for (const observer of [this.writer, this.metrics]) {
+      try {
+        observer.observe(event);
+      } catch {
+        // one observer's bug must not keep the event from the other, nor stop the transfer
+      }
+    }
   }
 
   /** The routes' dependencies, once the transfer service exists (redirects go through it). */

@@ -59,16 +59,10 @@ export class RecordWriter {
 }
 
 /** Wraps a bus so every event this instance publishes is also seen by local observers, first. */
-export function tapBus(bus: EventBus, observers: readonly ((event: BusEvent) => void)[]): EventBus {
+export function tapBus(bus: EventBus, observe: (event: BusEvent) => void): EventBus {
   return {
     async publish(event) {
-      for (const observe of observers) {
-        try {
-          observe(event);
-        } catch {
-          // an observer's bug must not stop the publish
-        }
-      }
+      observe(event);
       await bus.publish(event);
     },
     subscribe: (listener) => bus.subscribe(listener),

@@ -65,7 +65,14 @@ export interface TransferServiceDeps {
   readonly policy?: TransferPolicy;
   /** Several instances on one store: only the lease holder drives a transfer. None: one instance. */
   readonly lease?: TransferLease;
+  /**
+   * Told of each transition this instance makes, stored or deferred, as it is made (call records,
+   * metrics). The feed learns of transitions from the store, which publishes what it stores.
+   */
+  readonly onTransition?: (event: TransitionEvent) => void;
 }
+
+export type TransitionEvent = Extract<BusEvent, { kind: 'transfer' }>;
 
 export interface RequestOptions {
   readonly idempotencyKey: string | null;
@@ -226,7 +233,7 @@ export class TransferService {
     //    same round trip: the moment the transfer is stored, other instances may look for orphans.
     const [written] = await Promise.allSettled([
       this.deps.transfers.create(
-        { transfer: opening.transfer, records: opening.steps.map((step) => step.record), stub, stubTtlSeconds: this.deps.settings.ticketTtlSeconds },
+        { steps: opening.steps, stub, stubTtlSeconds: this.deps.settings.ticketTtlSeconds },
         { idempotencyKey: options.idempotencyKey, requestFingerprint: fingerprint },
       ),
       this.takeLease(transfer.id, 'drive anyway'),
@@ -266,7 +273,7 @@ export class TransferService {
     );
     for (const { transfer: step, record } of opening.steps) {
       if (record.from !== null) log.info({ from: record.from, to: record.to, event: record.event, detail: record.detail }, 'transfer transition');
-      void this.publish({ kind: 'transfer', transfer: step, record });
+      this.announce({ kind: 'transfer', transfer: step, record }, dialling.stubDeferred ? 'deferred' : 'saved');
     }
 
     // 2. Signalling, inside this call, so the answer says whether the switch took the command.
@@ -508,7 +515,8 @@ export class TransferService {
     const next = result.transfer;
     const record = recordOf(current, next, event);
     this.live.set(transferId, next);
-    if ((await this.persist(next, record)) === 'stale') {
+    const persisted = await this.persist(next, record);
+    if (persisted === 'stale') {
       // Another instance stored this version first (it resumed the transfer too): it drives it, and
       // performing the effects here as well would place the call twice.
       this.logFor(next).info({ event: event.type }, 'another instance drives this transfer');
@@ -516,7 +524,7 @@ export class TransferService {
       return this.deps.transfers.get(transferId).catch(() => null);
     }
     this.logFor(next).info({ from: current.state, to: next.state, event: event.type, detail: record.detail }, 'transfer transition');
-    void this.publish({ kind: 'transfer', transfer: next, record });
+    this.announce({ kind: 'transfer', transfer: next, record }, persisted);
 
     await this.perform(next, result.effects);
     const latest = this.live.get(transferId) ?? next;
@@ -768,6 +776,19 @@ export class TransferService {
 
   private now(): string {
     return this.deps.clock.now().toISOString();
+  }
+
+  /**
+   * The store published what it stored; a deferred transition this instance's own feed clients see now
+   * (other instances, once it is written). Local observers hear of both.
+   */
+  private announce(event: TransitionEvent, persisted: 'saved' | 'deferred'): void {
+    if (persisted === 'deferred') void this.publish(event);
+    try {
+      this.deps.onTransition?.(event);
+    } catch (err) {
+      this.deps.logger.error({ err: errorText(err), transferId: event.transfer.id }, 'a transition observer failed');
+    }
   }
 
   private async publish(event: BusEvent): Promise<void> {

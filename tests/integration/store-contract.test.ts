@@ -2,19 +2,22 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryEventBus } from '../../src/adapters/memory/memory-event-bus.js';
 import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memory/memory-stores.js';
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
 import type { TicketStub } from '../../src/domain/ticket-stub.js';
 import type { Transfer } from '../../src/domain/transfer.js';
-import type { Opening, TicketStore, TransferStore, TransitionRecord } from '../../src/ports.js';
+import type { BusEvent, Opening, TicketStore, TransferStore, TransitionRecord } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { aTransfer } from '../support/transfer-fixture.js';
 
 interface Stores {
   tickets: TicketStore;
   transfers: TransferStore;
+  /** The transfer events the store has published (its outbox), oldest first. */
+  published(): Promise<BusEvent[]>;
 }
 
 const transfer = aTransfer;
@@ -38,8 +41,17 @@ const stub: TicketStub = {
 };
 
 /** A new transfer as the service first stores it: with its own stub, and the record that created it. */
-function opening(t: Transfer, records: TransitionRecord[] = [record(t)]): Opening {
-  return { transfer: t, records, stub: { ...stub, ticketId: t.ticketId }, stubTtlSeconds: 60 };
+function opening(t: Transfer, steps: Opening['steps'] = [{ transfer: t, record: record(t) }]): Opening {
+  return { steps, stub: { ...stub, ticketId: t.ticketId }, stubTtlSeconds: 60 };
+}
+
+/** What the store published about one transfer: its events' records and versions. */
+async function publishedFor(s: Stores, transferId: string): Promise<{ event: string; version: number; state: string }[]> {
+  return (await s.published()).flatMap((e) =>
+    e.kind === 'transfer' && e.transfer.id === transferId
+      ? [{ event: e.record.event, version: e.record.version, state: e.transfer.state }]
+      : [],
+  );
 }
 
 function contract(name: string, make: () => Promise<Stores>) {
@@ -61,23 +73,30 @@ function contract(name: string, make: () => Promise<Stores>) {
       expect(await s.transfers.get(t.id)).toEqual(t);
       expect(await s.transfers.auditTrail(t.id)).toEqual([record(t)]);
       expect(await s.tickets.get(t.ticketId)).toEqual({ ...stub, ticketId: t.ticketId });
+      expect(await publishedFor(s, t.id)).toEqual([{ event: 'created', version: 1, state: 'requested' }]);
     });
 
-    it('stores every transition made before the first write, in order, with the transfer after the last', async () => {
+    it('stores and publishes every transition made before the first write, in order, with the transfer after the last', async () => {
       const requested = transfer();
       const stored = { ...requested, state: 'stub-stored' as const, version: 2 };
       const dialing = { ...requested, state: 'dialing' as const, version: 3, targetLegId: randomUUID() };
-      const records = [
-        record(requested),
-        { ...record(stored, 'stub-stored'), from: 'requested' as const },
-        { ...record(dialing, 'dial-started'), from: 'stub-stored' as const },
+      const steps = [
+        { transfer: requested, record: record(requested) },
+        { transfer: stored, record: { ...record(stored, 'stub-stored'), from: 'requested' as const } },
+        { transfer: dialing, record: { ...record(dialing, 'dial-started'), from: 'stub-stored' as const } },
       ];
-      expect(await s.transfers.create({ ...opening(requested, records), transfer: dialing }, { idempotencyKey: null, requestFingerprint: 'o' })).toEqual({
+      expect(await s.transfers.create(opening(requested, steps), { idempotencyKey: null, requestFingerprint: 'o' })).toEqual({
         outcome: 'created',
       });
       expect(await s.transfers.get(requested.id)).toEqual(dialing);
-      expect(await s.transfers.auditTrail(requested.id)).toEqual(records);
-      expect(await s.transfers.save(dialing, records[2]!)).toBe('stale');
+      expect(await s.transfers.auditTrail(requested.id)).toEqual(steps.map((step) => step.record));
+      expect(await publishedFor(s, requested.id)).toEqual([
+        { event: 'created', version: 1, state: 'requested' },
+        { event: 'stub-stored', version: 2, state: 'stub-stored' },
+        { event: 'dial-started', version: 3, state: 'dialing' },
+      ]);
+      expect(await s.transfers.save(dialing, steps[2]!.record)).toBe('stale');
+      expect(await publishedFor(s, requested.id)).toHaveLength(3); // a stale write publishes nothing
     });
 
     it('answers a repeated idempotency key with the first transfer, and tells a different request apart', async () => {
@@ -95,6 +114,7 @@ function contract(name: string, make: () => Promise<Stores>) {
       });
       expect(await s.transfers.get(again.id)).toBeNull();
       expect(await s.tickets.get(again.ticketId)).toBeNull(); // a replay writes no stub
+      expect(await publishedFor(s, again.id)).toEqual([]); // and publishes nothing
     });
 
     it('makes one transfer of many concurrent creates with one key', async () => {
@@ -133,6 +153,7 @@ function contract(name: string, make: () => Promise<Stores>) {
       expect(await s.transfers.save(t, record(t))).toBe('stale');
       expect((await s.transfers.get(t.id))?.version).toBe(2);
       expect((await s.transfers.auditTrail(t.id)).map((r) => r.event)).toEqual(['created', 'stub-stored']);
+      expect((await publishedFor(s, t.id)).map((e) => e.event)).toEqual(['created', 'stub-stored']);
     });
 
     it('stores a transfer it never saw when a deferred write arrives, and takes the call lock', async () => {
@@ -171,7 +192,10 @@ function contract(name: string, make: () => Promise<Stores>) {
 
 contract('memory', async () => {
   const tickets = new MemoryTicketStore({ now: () => new Date() });
-  return { tickets, transfers: new MemoryTransferStore(tickets) };
+  const bus = new MemoryEventBus();
+  const events: BusEvent[] = [];
+  bus.subscribe((event) => events.push(event));
+  return { tickets, transfers: new MemoryTransferStore(tickets, bus), published: async () => [...events] };
 });
 
 let server: RedisServer;
@@ -190,7 +214,14 @@ contract('redis', async () => {
   const keys = redisKeys(`c${randomUUID().slice(0, 6)}`);
   return {
     tickets: new RedisTicketStore(redis, keys),
-    transfers: new RedisTransferStore(redis, keys, { transferTtlSeconds: 600, idempotencyTtlSeconds: 600 }),
+    transfers: new RedisTransferStore(redis, keys, {
+      transferTtlSeconds: 600,
+      idempotencyTtlSeconds: 600,
+      feedLog: { key: keys.feedLog, maxLength: 10_000 },
+    }),
+    // Read as RedisStreamEventBus reads the stream: field 'e', the event's JSON.
+    published: async () =>
+      (await redis.xrange(keys.feedLog, '-', '+')).map(([, fields]) => JSON.parse(fields[1]!) as BusEvent),
   };
 });
 
@@ -224,7 +255,7 @@ describe('memory transfer store', () => {
       put: async (s, ttl) => (down ? Promise.reject(new Error('ticket store down')) : inner.put(s, ttl)),
       get: async (id) => inner.get(id),
     };
-    const store = new MemoryTransferStore(tickets);
+    const store = new MemoryTransferStore(tickets, new MemoryEventBus());
     const t = transfer();
     await expect(store.create(opening(t), { idempotencyKey: 'k1', requestFingerprint: 'm' })).rejects.toThrow('ticket store down');
     expect(await store.get(t.id)).toBeNull();
@@ -237,7 +268,7 @@ describe('memory transfer store', () => {
 
 describe('memory stores stay bounded', () => {
   it('keep at most the configured number of ended transfers, the newest', async () => {
-    const store = new MemoryTransferStore(new MemoryTicketStore({ now: () => new Date() }), 3);
+    const store = new MemoryTransferStore(new MemoryTicketStore({ now: () => new Date() }), new MemoryEventBus(), 3);
     const ids: string[] = [];
     for (let i = 0; i < 5; i += 1) {
       const t = transfer();

@@ -28,7 +28,11 @@ async function inRedis<T>(read: (stores: { tickets: RedisTicketStore; transfers:
     const keys = redisKeys(h.namespace!);
     return await read({
       tickets: new RedisTicketStore(client, keys),
-      transfers: new RedisTransferStore(client, keys, { transferTtlSeconds: 60, idempotencyTtlSeconds: 60 }),
+      transfers: new RedisTransferStore(client, keys, {
+        transferTtlSeconds: 60,
+        idempotencyTtlSeconds: 60,
+        feedLog: { key: keys.feedLog, maxLength: 10_000 },
+      }),
     });
   } finally {
     await client.quit();

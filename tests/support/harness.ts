@@ -128,8 +128,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     }
     const keys = redisKeys(namespace ?? 'unused');
     tickets = new RedisTicketStore(redis, keys);
-    transfers = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3600, idempotencyTtlSeconds: 3600 });
-    const streamBus = new RedisStreamEventBus({ writer: redis, reader: subscriber, key: keys.feedLog, maxLength: options.feedHistorySize ?? 10_000 });
+    const feedHistory = options.feedHistorySize ?? 10_000;
+    transfers = new RedisTransferStore(redis, keys, {
+      transferTtlSeconds: 3600,
+      idempotencyTtlSeconds: 3600,
+      feedLog: { key: keys.feedLog, maxLength: feedHistory },
+    });
+    const streamBus = new RedisStreamEventBus({ writer: redis, reader: subscriber, key: keys.feedLog, maxLength: feedHistory });
     bus = streamBus;
     feedLog = streamBus;
     stats = new RedisDayStats(redis, keys);
@@ -139,8 +144,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     healthChecks.push({ name: 'store', check: async () => ({ healthy: redis.status === 'ready', detail: `redis ${redis.status}` }) });
   } else {
     tickets = new MemoryTicketStore(clock);
-    transfers = new MemoryTransferStore(tickets);
     bus = new MemoryEventBus();
+    transfers = new MemoryTransferStore(tickets, bus);
     const local = new LocalFeedLog(bus, 10_000);
     feedLog = local;
     closeFeedLog = () => local.close();

@@ -83,13 +83,17 @@ export async function startPolicyHarness(
     const ns = `p${randomUUID().slice(0, 8)}`;
     const keys = redisKeys(ns);
     tickets = new RedisTicketStore(redis, keys);
-    transfers = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3600, idempotencyTtlSeconds: 3600 });
+    transfers = new RedisTransferStore(redis, keys, {
+      transferTtlSeconds: 3600,
+      idempotencyTtlSeconds: 3600,
+      feedLog: { key: keys.feedLog, maxLength: 10_000 },
+    });
     bus = new RedisStreamEventBus({ writer: redis, reader: subscriber, key: keys.feedLog, maxLength: 10_000 });
     nuisance = new RedisNuisanceStore(redis, policyRedisKeys(ns));
   } else {
     tickets = new MemoryTicketStore(clock);
-    transfers = new MemoryTransferStore(tickets);
     bus = new MemoryEventBus();
+    transfers = new MemoryTransferStore(tickets, bus);
     nuisance = new MemoryNuisanceStore();
   }
   const records = options.records ?? new MemoryCallRecords();
@@ -111,7 +115,8 @@ export async function startPolicyHarness(
   const service = new TransferService({
     tickets,
     transfers,
-    bus: policy.bus,
+    bus,
+    onTransition: (event) => policy.observe(event),
     clock,
     ids: { uuid: () => randomUUID() },
     logger,

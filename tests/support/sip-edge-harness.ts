@@ -120,8 +120,8 @@ export async function startHarness(
   const ids = { uuid: () => randomUUID() };
   const clock = { now: () => new Date() };
   const tickets = new OutageTicketStore(clock);
-  const transfers = new MemoryTransferStore(tickets);
   const bus = new MemoryEventBus();
+  const transfers = new MemoryTransferStore(tickets, bus);
   const edge = new DrachtioCallControl({ config, ids, logger, desk: '12345' });
   const service = new TransferService({
     tickets,

@@ -2,7 +2,7 @@
 // They keep the same contract as the Redis stores (one contract suite runs against both).
 import type { TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import type { Clock, CreateOptions, CreateResult, Opening, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
+import type { Clock, CreateOptions, CreateResult, EventBus, Opening, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
 
 /** How many puts between sweeps of expired stubs, so an idle stub does not stay in memory for ever. */
 const SWEEP_EVERY = 1000;
@@ -52,6 +52,8 @@ export class MemoryTransferStore implements TransferStore {
   constructor(
     /** Where the stub of a new transfer goes, in the same step as the transfer. */
     private readonly tickets: TicketStore,
+    /** Where each stored transition is published (the outbox of the TransferStore contract). */
+    private readonly bus: EventBus,
     private readonly endedCap = ENDED_CAP,
   ) {}
 
@@ -60,7 +62,8 @@ export class MemoryTransferStore implements TransferStore {
   }
 
   async create(opening: Opening, options: CreateOptions): Promise<CreateResult> {
-    const { transfer } = opening;
+    const transfer = opening.steps[opening.steps.length - 1]?.transfer;
+    if (!transfer) throw new RangeError('an opening has at least the created step');
     if (options.idempotencyKey !== null) {
       const seen = this.idempotency.get(options.idempotencyKey);
       if (seen) {
@@ -90,7 +93,8 @@ export class MemoryTransferStore implements TransferStore {
       if (oldest !== undefined) this.idempotency.delete(oldest);
     }
     this.transfers.set(transfer.id, transfer);
-    this.audits.set(transfer.id, [...opening.records]);
+    this.audits.set(transfer.id, opening.steps.map((step) => step.record));
+    for (const step of opening.steps) this.publish(step.transfer, step.record);
     return { outcome: 'created' };
   }
 
@@ -109,7 +113,13 @@ export class MemoryTransferStore implements TransferStore {
     } else if (!stored) {
       this.callLocks.set(lockKey, transfer.id);
     }
+    this.publish(transfer, record);
     return 'saved';
+  }
+
+  private publish(transfer: Transfer, record: TransitionRecord): void {
+    // The in-memory bus delivers at once; only a listener's own bug could reject, and that is not the store's.
+    this.bus.publish({ kind: 'transfer', transfer, record }).catch(() => undefined);
   }
 
   async get(transferId: string): Promise<Transfer | null> {

@@ -24,30 +24,42 @@ export class RedisTicketStore implements TicketStore {
   }
 }
 
-// KEYS: idem, callLock, transfer, audit, live, ticket
-// ARGV: hasIdem, idemValueJson, transferId, transferJson, ttl, idemTtl, score, stubJson, stubTtl,
-//       recordJson... (oldest first)
-const CREATE_SCRIPT = `
+// Both scripts end by appending each stored transition to the feed stream, as RedisStreamEventBus
+// writes it (field 'e', the bus event's JSON): the transfer store's outbox (see TransferStore).
+const APPEND_EVENT = `
+local function appendEvent(stream, maxLength, transferJson, recordJson)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxLength, '*', 'e',
+    '{"kind":"transfer","transfer":' .. transferJson .. ',"record":' .. recordJson .. '}')
+end
+`;
+
+// KEYS: idem, callLock, transfer, audit, live, ticket, feed stream
+// ARGV: hasIdem, idemValueJson, transferId, ttl, idemTtl, score, stubJson, stubTtl, feedMaxLength,
+//       then per step, oldest first: transferJson, recordJson
+const CREATE_SCRIPT = `${APPEND_EVENT}
 if ARGV[1] == '1' then
   local seen = redis.call('GET', KEYS[1])
   if seen then return {'replay', seen} end
 end
 local holder = redis.call('GET', KEYS[2])
 if holder then return {'call-busy', holder} end
-redis.call('SET', KEYS[6], ARGV[8], 'EX', ARGV[9])
-if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[6]) end
-redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[5])
-redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
+redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[8])
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5]) end
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+redis.call('SET', KEYS[3], ARGV[#ARGV - 1], 'EX', ARGV[4])
 redis.call('DEL', KEYS[4])
-redis.call('RPUSH', KEYS[4], unpack(ARGV, 10))
-redis.call('EXPIRE', KEYS[4], ARGV[5])
-redis.call('ZADD', KEYS[5], ARGV[7], ARGV[3])
+for i = 10, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[4], ARGV[i + 1])
+  appendEvent(KEYS[7], ARGV[9], ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[4], ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[3])
 return {'created', ARGV[3]}
 `;
 
-// KEYS: transfer, audit, callLock, live
-// ARGV: transferId, version, transferJson, recordJson, ttl, terminal, score, auditCap
-const SAVE_SCRIPT = `
+// KEYS: transfer, audit, callLock, live, feed stream
+// ARGV: transferId, version, transferJson, recordJson, ttl, terminal, score, auditCap, feedMaxLength
+const SAVE_SCRIPT = `${APPEND_EVENT}
 local stored = redis.call('GET', KEYS[1])
 if stored then
   local version = tonumber(cjson.decode(stored)['version'])
@@ -64,12 +76,15 @@ elseif not stored then
   redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5], 'NX')
   redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
 end
+appendEvent(KEYS[5], ARGV[9], ARGV[3], ARGV[4])
 return 'saved'
 `;
 
 export interface RedisTransferStoreOptions {
   readonly transferTtlSeconds: number;
   readonly idempotencyTtlSeconds: number;
+  /** The feed stream each stored transition is appended to, and its MAXLEN ~ (RedisStreamEventBus's). */
+  readonly feedLog: { readonly key: string; readonly maxLength: number };
 }
 
 /** The scripts as commands: ioredis sends EVALSHA and loads the script only when Redis lacks it. */
@@ -87,15 +102,17 @@ export class RedisTransferStore implements TransferStore {
     private readonly options: RedisTransferStoreOptions,
   ) {
     if (!('hotlineCreateTransfer' in redis)) {
-      redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 6, lua: CREATE_SCRIPT });
-      redis.defineCommand('hotlineSaveTransfer', { numberOfKeys: 4, lua: SAVE_SCRIPT });
+      redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 7, lua: CREATE_SCRIPT });
+      redis.defineCommand('hotlineSaveTransfer', { numberOfKeys: 5, lua: SAVE_SCRIPT });
     }
     this.scripts = redis as unknown as TransferScripts;
   }
 
   async create(opening: Opening, options: CreateOptions): Promise<CreateResult> {
     const k = this.keys;
-    const { transfer, stub } = opening;
+    const { stub, steps } = opening;
+    const transfer = steps[steps.length - 1]?.transfer;
+    if (!transfer) throw new RangeError('an opening has at least the created step');
     const reply = await this.scripts.hotlineCreateTransfer(
       k.idempotency(options.idempotencyKey ?? ''),
       k.callLock(transfer.citizenLeg.switchId, transfer.citizenLeg.legId),
@@ -103,16 +120,17 @@ export class RedisTransferStore implements TransferStore {
       k.audit(transfer.id),
       k.live,
       k.ticket(stub.ticketId),
+      this.options.feedLog.key,
       options.idempotencyKey === null ? '0' : '1',
       JSON.stringify({ transferId: transfer.id, fingerprint: options.requestFingerprint }),
       transfer.id,
-      JSON.stringify(transfer),
       this.options.transferTtlSeconds,
       this.options.idempotencyTtlSeconds,
       Date.parse(transfer.createdAt),
       JSON.stringify(stub),
       opening.stubTtlSeconds,
-      ...opening.records.map((record) => JSON.stringify(record)),
+      this.options.feedLog.maxLength,
+      ...steps.flatMap((step) => [JSON.stringify(step.transfer), JSON.stringify(step.record)]),
     );
     const [outcome, value] = reply;
     if (outcome === 'replay') {
@@ -130,6 +148,7 @@ export class RedisTransferStore implements TransferStore {
       k.audit(transfer.id),
       k.callLock(transfer.citizenLeg.switchId, transfer.citizenLeg.legId),
       k.live,
+      this.options.feedLog.key,
       transfer.id,
       transfer.version,
       JSON.stringify(transfer),
@@ -138,6 +157,7 @@ export class RedisTransferStore implements TransferStore {
       isTerminal(transfer.state) ? '1' : '0',
       Date.parse(transfer.createdAt),
       AUDIT_CAP,
+      this.options.feedLog.maxLength,
     );
     return reply === 'stale' ? 'stale' : 'saved';
   }

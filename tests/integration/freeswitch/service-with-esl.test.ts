@@ -24,10 +24,11 @@ describe('the transfer service driving FreeSWITCH through the ESL driver', () =>
     await t.driver.ready();
     const clock = { now: () => new Date() };
     const tickets = new MemoryTicketStore(clock);
+    const bus = new MemoryEventBus();
     service = new TransferService({
       tickets,
-      transfers: new MemoryTransferStore(tickets),
-      bus: new MemoryEventBus(),
+      transfers: new MemoryTransferStore(tickets, bus),
+      bus,
       clock,
       ids: { uuid: () => randomUUID() },
       logger: log.logger,
