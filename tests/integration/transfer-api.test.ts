@@ -32,6 +32,17 @@ describe('the transfer key, on Redis', () => {
     expect(seenBySwitch).toEqual([{ status: 200, callerNumber: '13800138000' }]);
   });
 
+  it('has stored the leg it dials before the call is placed, so an instance taking over knows what to ask the switch', async () => {
+    const seenBySwitch: { state?: string; targetLegId?: string | null; placedLeg: string }[] = [];
+    h.callControl.onPlaceCall = async (request) => {
+      const stored = await h.transfers.get(request.transferId); // Redis itself, not the instance's memory
+      seenBySwitch.push({ state: stored?.state, targetLegId: stored?.targetLegId, placedLeg: request.legId });
+    };
+    expect((await press()).statusCode).toBe(202);
+    expect(seenBySwitch).toHaveLength(1);
+    expect(seenBySwitch[0]).toEqual({ state: 'dialing', targetLegId: seenBySwitch[0]!.placedLeg, placedLeg: seenBySwitch[0]!.placedLeg });
+  });
+
   it('places the call with the citizen number, the ticket reference and the first trunk, then bridges and releases the agent', async () => {
     const body = transferBody();
     const res = await press(body);

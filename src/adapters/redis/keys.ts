@@ -9,7 +9,7 @@
 // | {ns}:call:{switchId}:{legId}     | string | id of the transfer moving that call    | TTL, DEL at end    |
 // | {ns}:live                        | zset   | live transfer ids by creation time     | ZREM at end, trim  |
 // | {ns}:lease:transfer:{id}         | string | the instance driving the transfer      | TTL, renewed       |
-// | {ns}:feed:log                    | stream | bus events in one order (the feed seq) | MAXLEN ~ feed.historySize |
+// | {ns}:feed:log                    | stream | bus events in one order (the feed seq); the transfer scripts append each stored transition | MAXLEN ~ feed.historySize |
 // | {ns}:feed:day:{date}:{count}     | set    | transfer ids counted that day          | TTL 3 days         |
 // | {ns}:feed:day:{date}:failures    | zset   | masked failure summaries by time       | TTL 3 days, cap 200 |
 export interface RedisKeys {
