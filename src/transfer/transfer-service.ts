@@ -280,10 +280,11 @@ export class TransferService {
     const after = await this.enqueue(dialling.id, async () => {
       try {
         await this.placeCall(callControl, dialling, opening.trunk);
+        return this.live.get(dialling.id) ?? null;
       } catch (err) {
-        await this.switchRefused(dialling, 'place-call', err);
+        const refused = await this.switchRefused(dialling, 'place-call', err);
+        return refused.attemptOver ? refused.after : null;
       }
-      return this.live.get(dialling.id) ?? null;
     });
     return { transfer: after ?? dialling, replay: false };
   }
@@ -526,8 +527,9 @@ export class TransferService {
     this.logFor(next).info({ from: current.state, to: next.state, event: event.type, detail: record.detail }, 'transfer transition');
     this.announce({ kind: 'transfer', transfer: next, record }, persisted);
 
-    await this.perform(next, result.effects);
-    const latest = this.live.get(transferId) ?? next;
+    const refused = await this.perform(next, result.effects);
+    // A refusal's failure may have ended the transfer (it is no longer live): that is the latest.
+    const latest = this.live.get(transferId) ?? refused ?? next;
     if (isTerminal(latest.state)) this.finish(transferId, { release: true });
     if (isSettled(latest.state)) this.wakeIdleWaiters();
     return latest;
@@ -549,7 +551,8 @@ export class TransferService {
     }
   }
 
-  private async perform(transfer: Transfer, effects: readonly TransferEffect[]): Promise<void> {
+  /** Runs the effects in order; when the switch refuses one that ends the attempt, the transfer after that. */
+  private async perform(transfer: Transfer, effects: readonly TransferEffect[]): Promise<Transfer | null> {
     const callControl = this.switches.get(transfer.citizenLeg.switchId);
     for (const effect of effects) {
       if (!callControl) {
@@ -559,18 +562,27 @@ export class TransferService {
       try {
         await this.performOne(callControl, transfer, effect);
       } catch (err) {
-        if (await this.switchRefused(transfer, effect.type, err)) return;
+        const refused = await this.switchRefused(transfer, effect.type, err);
+        if (refused.attemptOver) return refused.after;
       }
     }
+    return null;
   }
 
-  /** True when the refusal ended the attempt: the remaining effects belonged to it, and the failure brings its own. */
-  private async switchRefused(transfer: Transfer, effect: TransferEffect['type'], err: unknown): Promise<boolean> {
+  /**
+   * A refused place-call, bridge or join ends that attempt: the remaining effects belonged to it, and the
+   * failure brings its own (`after` is the transfer once it is applied).
+   */
+  private async switchRefused(
+    transfer: Transfer,
+    effect: TransferEffect['type'],
+    err: unknown,
+  ): Promise<{ attemptOver: false } | { attemptOver: true; after: Transfer | null }> {
     const failure = failureOf(err);
     this.logFor(transfer).warn({ effect, err: errorText(err), failure }, 'switch refused a command');
-    if (effect !== 'place-call' && effect !== 'bridge-to-target' && effect !== 'join-conference') return false;
-    await this.applyNow(transfer.id, { type: 'target-failed', failure, cause: errorText(err).slice(0, 120) });
-    return true;
+    if (effect !== 'place-call' && effect !== 'bridge-to-target' && effect !== 'join-conference') return { attemptOver: false };
+    const after = await this.applyNow(transfer.id, { type: 'target-failed', failure, cause: errorText(err).slice(0, 120) });
+    return { attemptOver: true, after };
   }
 
   private async performOne(callControl: CallControl, transfer: Transfer, effect: TransferEffect): Promise<void> {

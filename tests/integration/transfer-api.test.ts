@@ -32,6 +32,20 @@ describe('the transfer key, on Redis', () => {
     expect(seenBySwitch).toEqual([{ status: 200, callerNumber: '13800138000' }]);
   });
 
+  it('answers with the outcome when the switch refuses the call on every trunk, and hands the citizen back to the agent', async () => {
+    h.callControl.placeCallError = Object.assign(new Error('gateway sw110 is down'), { failure: 'trunk-down' as const });
+    const res = await press();
+    expect(res.statusCode).toBe(202);
+    const { id, state, failure } = res.json().transfer as { id: string; state: string; failure: { reason: string } | null };
+    expect({ state, reason: failure?.reason }).toEqual({ state: 'failed', reason: 'trunk-down' });
+    const commands = h.callControl.commandsFor(id);
+    expect(commands.filter((c) => c.type === 'placeCall').map((c) => c.type === 'placeCall' && c.request.target.trunk)).toEqual([
+      'sw110',
+      'sw110-backup',
+    ]);
+    expect(commands.at(-1)).toMatchObject({ type: 'returnToAgent' });
+  });
+
   it('has stored the leg it dials before the call is placed, so an instance taking over knows what to ask the switch', async () => {
     const seenBySwitch: { state?: string; targetLegId?: string | null; placedLeg: string }[] = [];
     h.callControl.onPlaceCall = async (request) => {
