@@ -11,14 +11,14 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Role } from '../config.js';
+import { ROLES as EVERY_ROLE, type Role } from '../config.js';
 import { TicketIdSchema, TicketStubSchema } from '../domain/ticket-stub.js';
 import { AppError } from '../errors.js';
 import type { HealthCheck } from '../ports.js';
 import { TransferRequestSchema } from '../transfer/transfer-request.js';
 import type { TransferService } from '../transfer/transfer-service.js';
 import { feedPlugin, type FeedOptions } from '../feed/feed-plugin.js';
-import { ApiKeyAuthenticator, type ApiKey } from './auth.js';
+import { ApiKeyAuthenticator, credentialOf, type ApiKey } from './auth.js';
 import { handleError } from './error-handler.js';
 import { registerPolicyRoutes, type PolicyRouteDeps } from './routes/policy-routes.js';
 import { TransferViewSchema, transferView } from './transfer-view.js';
@@ -83,7 +83,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  // The API description is for holders of a key, whatever their role: it names every route. A browser
+  // cannot send a bearer key when it opens a page, so a request without one is answered with a Basic
+  // challenge; the browser then asks for a name (any) and a password (the key).
+  await app.register(async (docs) => {
+    docs.addHook('onRequest', async (request, reply) => {
+      if (credentialOf(request.headers.authorization, request.headers['x-api-key']) === null) {
+        void reply.header('www-authenticate', 'Basic realm="API description", charset="UTF-8"');
+      }
+      auth.authorise(request, EVERY_ROLE);
+    });
+    await docs.register(fastifySwaggerUi, { routePrefix: '/docs' });
+  });
 
   app.post(
     '/v1/transfers',

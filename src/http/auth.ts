@@ -1,5 +1,6 @@
-// API keys per role (Authorization: Bearer <key>, or X-Api-Key). Keys are compared as SHA-256 digests
-// in constant time, so neither a key's length nor its prefix leaks through timing.
+// API keys per role (Authorization: Bearer <key>, X-Api-Key, or Basic with the key as the password, which
+// is what a browser can send for /docs). Keys are compared as SHA-256 digests in constant time, so
+// neither a key's length nor its prefix leaks through timing.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { Role } from '../config.js';
@@ -48,8 +49,16 @@ export class ApiKeyAuthenticator {
 
 export function credentialOf(authorization: string | undefined, apiKey: string | string[] | undefined): string | null {
   if (typeof authorization === 'string') {
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
-    if (match?.[1]) return match[1];
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (bearer?.[1]) return bearer[1];
+    const basic = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(authorization);
+    if (basic?.[1]) {
+      // user:password; the user name is free (a browser's prompt asks for one), the key is the password.
+      const pair = Buffer.from(basic[1], 'base64').toString('utf8');
+      const colon = pair.indexOf(':');
+      const password = colon >= 0 ? pair.slice(colon + 1) : '';
+      if (password.length > 0) return password;
+    }
   }
   if (typeof apiKey === 'string' && apiKey.length > 0) return apiKey;
   return null;

@@ -185,7 +185,7 @@ describe('the linkage policy over HTTP (in memory)', () => {
 
   it('documents the policy routes in the OpenAPI description', async () => {
     h = await startPolicyHarness();
-    const doc = await h.app.inject({ url: '/docs/json' });
+    const doc = await h.app.inject({ url: '/docs/json', headers: auth('supervisor') });
     expect(doc.statusCode).toBe(200);
     expect(Object.keys(doc.json().paths)).toEqual(
       expect.arrayContaining(['/v1/routing', '/v1/routing/suggest', '/v1/redirects', '/v1/tickets/{id}/feedback', '/v1/transfers/export', '/v1/summary']),

@@ -1,7 +1,7 @@
 // The transfer key through the HTTP API, against a real redis-server and the CallControl test peer.
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { auth, startHarness, transferBody, type Harness } from '../support/harness.js';
+import { auth, KEYS, startHarness, transferBody, type Harness } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 
 let redis: RedisServer;
@@ -236,10 +236,43 @@ describe('authentication and roles', () => {
     expect(ready.json().switches).toEqual([{ switchId: 'test-switch', kind: 'test-peer', desk: '12345', state: 'connected' }]);
   });
 
-  it('serves the OpenAPI description at /docs', async () => {
-    const res = await h.app.inject({ method: 'GET', url: '/docs/json' });
-    expect(res.statusCode).toBe(200);
-    expect(Object.keys(res.json().paths)).toEqual(expect.arrayContaining(['/v1/transfers', '/v1/transfers/{id}', '/v1/tickets/{id}']));
+  it('serves the OpenAPI description at /docs to any role with a key', async () => {
+    for (const role of ['agent', 'seat', 'supervisor', 'pbx'] as const) {
+      const res = await h.app.inject({ method: 'GET', url: '/docs/json', headers: auth(role) });
+      expect(res.statusCode).toBe(200);
+      expect(Object.keys(res.json().paths)).toEqual(expect.arrayContaining(['/v1/transfers', '/v1/transfers/{id}', '/v1/tickets/{id}']));
+    }
+  });
+
+  it('keeps /docs closed without a key, with a Basic challenge a browser answers with the key as password', async () => {
+    for (const url of ['/docs', '/docs/json', '/docs/yaml', '/docs/static/index.html']) {
+      const res = await h.app.inject({ method: 'GET', url });
+      expect(res.statusCode, url).toBe(401);
+      expect(res.headers['www-authenticate'], url).toBe('Basic realm="API description", charset="UTF-8"');
+      expect(res.json().error.code).toBe('unauthorized');
+      expect(res.body).not.toContain('/v1/transfers');
+    }
+    const basic = (user: string, password: string) => ({
+      authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+    });
+    const page = await h.app.inject({ method: 'GET', url: '/docs', headers: basic('王芳', KEYS.seat) });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toContain('text/html');
+    expect((await h.app.inject({ method: 'GET', url: '/docs/json', headers: basic('', KEYS.agent) })).statusCode).toBe(200);
+
+    const wrong = await h.app.inject({ method: 'GET', url: '/docs/json', headers: basic('x', 'not-a-key-at-all-0000') });
+    expect(wrong.statusCode).toBe(401);
+    expect(wrong.json().error.message).toBe('unknown API key');
+    // A name with no password is no key.
+    expect((await h.app.inject({ method: 'GET', url: '/docs/json', headers: basic(KEYS.agent, '') })).statusCode).toBe(401);
+  });
+
+  it('takes the key as a Basic password on the API too, and refuses a Basic key of the wrong role', async () => {
+    const basic = (password: string) => ({ authorization: `Basic ${Buffer.from(`toolbar:${password}`).toString('base64')}` });
+    const made = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: basic(KEYS.agent), payload: transferBody() });
+    expect(made.statusCode).toBe(202);
+    const refused = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: basic(KEYS.seat), payload: transferBody() });
+    expect(refused.statusCode).toBe(403);
   });
 });
 
