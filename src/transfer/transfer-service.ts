@@ -335,14 +335,21 @@ export class TransferService {
       });
     }
     if (key !== null) this.rememberKey(key, transferId, fingerprint);
-    // A first attempt whose reply was lost may have stored the transfer without driving it: drive it now.
+    // A first attempt whose store reply was lost answered 503 and let the transfer go, yet it was stored:
+    // nobody drives it. The retry takes it on now rather than leave it to the next takeover round.
     const existing = await this.get(transferId);
-    if (existing.state === 'requested' && !this.live.has(transferId) && (await this.takeLease(transferId, 'leave it'))) {
+    const drivable =
+      !isTerminal(existing.state) &&
+      !this.live.has(transferId) &&
+      (existing.state === 'requested' || this.switches.has(existing.citizenLeg.switchId));
+    if (!drivable || !(await this.takeLease(transferId, 'leave it'))) return { transfer: existing, replay: true };
+    if (existing.state === 'requested') {
       this.drive(existing);
       const resumed = await this.enqueue(transferId, () => this.applyNow(transferId, { type: 'stub-stored', deferred: false }));
       return { transfer: resumed ?? existing, replay: true };
     }
-    return { transfer: existing, replay: true };
+    await this.adopt([existing]);
+    return { transfer: this.live.get(transferId) ?? existing, replay: true };
   }
 
   /**
@@ -390,19 +397,34 @@ export class TransferService {
     } catch {
       return; // the store is away; try on the next tick
     }
-    const adopted = new Map<string, Transfer[]>();
+    const orphans: Transfer[] = [];
     for (const transfer of stored) {
       if (this.live.has(transfer.id) || !this.switches.has(transfer.citizenLeg.switchId)) continue;
-      if (!(await this.takeLease(transfer.id, 'leave it'))) continue;
+      if (await this.takeLease(transfer.id, 'leave it')) orphans.push(transfer);
+    }
+    await this.adopt(orphans);
+  }
+
+  /**
+   * Drives stored transfers whose lease this instance has just taken, and asks their switches what
+   * became of the legs meanwhile. A leg still ringing is guarded as a new one is: if the switch never
+   * reports on it again, the answer timeout returns the citizen to the agent.
+   */
+  private async adopt(transfers: readonly Transfer[]): Promise<void> {
+    const bySwitch = new Map<string, Transfer[]>();
+    for (const transfer of transfers) {
       this.drive(transfer);
       this.logFor(transfer).warn({ state: transfer.state }, 'took over a transfer whose instance stopped driving it');
-      const onSwitch = adopted.get(transfer.citizenLeg.switchId) ?? [];
+      if ((transfer.state === 'dialing' || transfer.state === 'ringing') && transfer.targetLegId !== null) {
+        this.guardAnswer(transfer.id, transfer.targetLegId);
+      }
+      const onSwitch = bySwitch.get(transfer.citizenLeg.switchId) ?? [];
       onSwitch.push(transfer);
-      adopted.set(transfer.citizenLeg.switchId, onSwitch);
+      bySwitch.set(transfer.citizenLeg.switchId, onSwitch);
     }
-    for (const [switchId, transfers] of adopted) {
+    for (const [switchId, onSwitch] of bySwitch) {
       const callControl = this.switches.get(switchId);
-      if (callControl) await this.reconcile(callControl, transfers);
+      if (callControl) await this.reconcile(callControl, onSwitch);
     }
   }
 

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auth, startHarness, transferBody } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { startProxy } from '../support/tcp-proxy.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -64,6 +65,62 @@ describe('when the instance driving a transfer dies', () => {
       await expect.poll(async () => (await b.transfers.get(id))?.state).toBe('completed');
     } finally {
       await b.close();
+    }
+  });
+});
+
+describe('when the store stored a press but its answer was lost', () => {
+  it('the retried press takes the stored transfer on at once and settles it from the switch', async () => {
+    const proxy = await startProxy(redis.port);
+    // The takeover round is a minute away: only the retry can take the transfer on within this test.
+    const h = await startHarness({
+      redisUrl: `redis://127.0.0.1:${proxy.port}`,
+      feedReaderUrl: redis.url,
+      lease: { holderId: 'svc-e', ttlMs: 400, takeoverIntervalMs: 60_000 },
+    });
+    try {
+      const body = transferBody();
+      const press = () =>
+        h.app.inject({ method: 'POST', url: '/v1/transfers', headers: { ...auth('agent'), 'idempotency-key': 'press-lost-1' }, payload: body });
+
+      proxy.loseReplies();
+      const first = await press();
+      expect(first.statusCode).toBe(503);
+      expect(first.json().error.code).toBe('store_unavailable');
+      expect(h.callControl.commands).toEqual([]); // nothing was signalled on a write it could not confirm
+
+      // The link fails: the client sees its connection drop, then reconnects.
+      proxy.cut();
+      const ready = async () => (await h.app.inject({ url: '/health/ready' })).statusCode;
+      await expect.poll(ready).toBe(503);
+      proxy.restore();
+      await expect.poll(ready, { timeout: 5000 }).toBe(200);
+
+      const retry = await press();
+      expect(retry.statusCode, retry.body).toBe(202);
+      expect(retry.json().replay).toBe(true);
+      const stored = retry.json().transfer as { id: string; state: string };
+      expect(stored.state).toBe('dialing'); // the first attempt's one write got through
+      const legId = (await h.service.get(stored.id)).targetLegId;
+      expect(legId).toEqual(expect.any(String));
+      const reconcile = h.callControl.commands.find((c) => c.type === 'reconcile');
+      expect(reconcile?.type === 'reconcile' && reconcile.transfers).toEqual([
+        expect.objectContaining({ transferId: stored.id, state: 'dialing', targetLegId: legId }),
+      ]);
+
+      // The switch never had that leg (the call was not placed): its driver reports it gone.
+      h.callControl.emit({
+        type: 'target-failed',
+        transferId: stored.id,
+        legId: legId!,
+        failure: 'switch-error',
+        cause: 'CHANNEL_GONE_WHILE_DISCONNECTED',
+      });
+      await expect.poll(async () => (await h.service.get(stored.id)).state).toBe('failed');
+      await expect.poll(() => h.callControl.commandsFor(stored.id).map((c) => c.type)).toEqual(['returnToAgent']);
+    } finally {
+      await h.close();
+      await proxy.close();
     }
   });
 });
