@@ -5,7 +5,7 @@
 // fixed rate. Never asserts.
 import { fork } from 'node:child_process';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { PerformanceObserver, constants as perfConstants, performance, type PerformanceEntry } from 'node:perf_hooks';
 import { startHarness, transferBody, KEYS } from '../tests/support/harness.js';
 import { startRedis } from '../tests/support/redis-server.js';
 import { machine, percentile } from './bench-report.js';
@@ -39,14 +39,24 @@ const generator = fork(join(import.meta.dirname, 'transfer-load-generator.ts'), 
   execArgv: ['--import', 'tsx'],
   stdio: 'inherit',
 });
+// Collector pauses stop the event loop: they are what the tail of the latency is made of.
+const pauses: { young: boolean; ms: number }[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+    pauses.push({ young: kind === perfConstants.NODE_PERFORMANCE_GC_MINOR, ms: entry.duration });
+  }
+});
 const commandsBefore = h.callControl.commands.length;
 const cpuBefore = process.cpuUsage();
 const loopBefore = performance.eventLoopUtilization();
 const result = await new Promise<LoadResult>((resolve, reject) => {
   generator.once('message', (message) => resolve(message as LoadResult));
   generator.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
+  gcObserver.observe({ entryTypes: ['gc'] });
   generator.send(order);
 });
+gcObserver.disconnect();
 const cpu = process.cpuUsage(cpuBefore);
 const loop = performance.eventLoopUtilization(loopBefore);
 
@@ -72,6 +82,10 @@ console.log(`offered: ${COUNT} transfers at ${RATE_PER_SECOND}/s; completed in $
 console.log(`request → place-call command: p50 ${ms(toPlaceCallMs, 50)} ms, p90 ${ms(toPlaceCallMs, 90)} ms, p99 ${ms(toPlaceCallMs, 99)} ms, max ${ms(toPlaceCallMs, 100)} ms (n=${toPlaceCallMs.length})`);
 console.log(`request → 202 response:       p50 ${ms(responseMs, 50)} ms, p99 ${ms(responseMs, 99)} ms`);
 console.log(`service cost per transfer (request, switch events to bridged, feed): CPU ${((cpu.user + cpu.system) / 1000 / COUNT).toFixed(2)} ms; event loop busy ${(loop.utilization * 100).toFixed(0)}% of the run`);
+const young = pauses.filter((p) => p.young).map((p) => p.ms);
+const full = pauses.filter((p) => !p.young).map((p) => p.ms);
+const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+console.log(`collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms in all, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms)`);
 console.log(`memory: rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (service and Redis client; the load generator is another process)`);
 
 await h.close();
