@@ -149,6 +149,9 @@ export interface Opening {
  * bus event (an outbox): the feed never shows a transition that was not stored, and never misses one
  * that was, whatever fails between the two.
  */
+/** How many live transfers `TransferStore.listLive` returns at most. */
+export const LIVE_LIST_CAP = 1_000;
+
 export interface TransferStore {
   /**
    * Atomically: honours the idempotency key, takes the citizen-call lock, stores the ticket stub, the
@@ -163,8 +166,10 @@ export interface TransferStore {
    */
   save(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale'>;
   get(transferId: string): Promise<Transfer | null>;
-  /** Transfers not yet ended, oldest first. */
+  /** Transfers not yet ended, oldest first, at most LIVE_LIST_CAP (what a supervisor's wall is first shown). */
   listLive(): Promise<Transfer[]>;
+  /** The ids of every transfer not yet ended, however many: what looking for orphans walks. */
+  liveIds(): Promise<string[]>;
   auditTrail(transferId: string): Promise<TransitionRecord[]>;
 }
 
@@ -232,6 +237,8 @@ export interface TransferLease {
   /** Gives the lease up; false if this instance did not hold it. */
   release(transferId: string): Promise<boolean>;
   holder(transferId: string): Promise<string | null>;
+  /** Of these transfers, the ones nobody holds a lease on (their instance stopped): one round trip per 500. */
+  unheld(transferIds: readonly string[]): Promise<string[]>;
   /**
    * Renews every ttl/3 until stopped; calls onLost once if the lease is lost (taken over, or Redis
    * unreachable past the TTL), after which the caller must stop driving the transfer.

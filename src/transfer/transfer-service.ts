@@ -391,16 +391,20 @@ export class TransferService {
   /** Adopts live transfers whose driving instance died (their lease expired) and settles them. */
   private async takeOverOrphans(): Promise<void> {
     if (this.draining) return;
-    let stored: Transfer[];
-    try {
-      stored = await this.deps.transfers.listLive();
-    } catch {
-      return; // the store is away; try on the next tick
-    }
+    const { lease, transfers } = this.deps;
+    if (!lease) return;
     const orphans: Transfer[] = [];
-    for (const transfer of stored) {
-      if (this.live.has(transfer.id) || !this.switches.has(transfer.citizenLeg.switchId)) continue;
-      if (await this.takeLease(transfer.id, 'leave it')) orphans.push(transfer);
+    try {
+      // Ids first, then the lease keys: only a transfer nobody holds is read, so a round costs the
+      // same whether an instance drives ten transfers or ten thousand.
+      const others = (await transfers.liveIds()).filter((id) => !this.live.has(id));
+      for (const id of await lease.unheld(others)) {
+        const transfer = await transfers.get(id);
+        if (!transfer || isTerminal(transfer.state) || !this.switches.has(transfer.citizenLeg.switchId)) continue;
+        if (await this.takeLease(transfer.id, 'leave it')) orphans.push(transfer);
+      }
+    } catch {
+      // The store is away; what was taken is adopted, the rest waits for the next round.
     }
     await this.adopt(orphans);
   }

@@ -7,11 +7,9 @@ import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memor
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
-import type { TicketStub } from '../../src/domain/ticket-stub.js';
-import type { Transfer } from '../../src/domain/transfer.js';
-import type { BusEvent, Opening, TicketStore, TransferStore, TransitionRecord } from '../../src/ports.js';
+import { LIVE_LIST_CAP, type BusEvent, type TicketStore, type TransferStore } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
-import { aTransfer } from '../support/transfer-fixture.js';
+import { aRecord, anOpening, aTransfer, TICKET_STUB } from '../support/transfer-fixture.js';
 
 interface Stores {
   tickets: TicketStore;
@@ -22,28 +20,9 @@ interface Stores {
 
 const transfer = aTransfer;
 
-function record(t: Transfer, event: TransitionRecord['event'] = 'created'): TransitionRecord {
-  return { transferId: t.id, at: t.updatedAt, from: null, to: t.state, event, version: t.version };
-}
-
-const stub: TicketStub = {
-  ticketId: 'GD-2026-1',
-  kind: 'incident',
-  sourceDesk: '110',
-  categoryCode: '0301',
-  divisionCode: '650100',
-  summary: '群众反映噪音扰民，非警情，转12345处理。',
-  urgency: 'normal',
-  callerNumber: '13900139000',
-  agentId: 'P2001',
-  seatId: 'J03',
-  createdAt: '2026-11-23T08:00:00.000Z',
-};
-
-/** A new transfer as the service first stores it: with its own stub, and the record that created it. */
-function opening(t: Transfer, steps: Opening['steps'] = [{ transfer: t, record: record(t) }]): Opening {
-  return { steps, stub: { ...stub, ticketId: t.ticketId }, stubTtlSeconds: 60 };
-}
+const record = aRecord;
+const stub = TICKET_STUB;
+const opening = anOpening;
 
 /** What the store published about one transfer: its events' records and versions. */
 async function publishedFor(s: Stores, transferId: string): Promise<{ event: string; version: number; state: string }[]> {
@@ -176,6 +155,19 @@ function contract(name: string, make: () => Promise<Stores>) {
       expect((await s.transfers.listLive()).some((t) => t.id === older.id)).toBe(false);
     });
 
+    it('gives every live id, past the 1,000 a supervisor is first shown, and not ended ones', async () => {
+      const before = new Set(await s.transfers.liveIds());
+      const made = Array.from({ length: 1_005 }, (_, i) =>
+        transfer({ createdAt: new Date(Date.parse('2026-11-23T08:00:00.000Z') + i).toISOString() }),
+      );
+      await Promise.all(made.map((t) => s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'i' })));
+      const ended = { ...made[3]!, state: 'completed' as const, version: 2 };
+      await s.transfers.save(ended, record(ended, 'party-left'));
+      const ids = (await s.transfers.liveIds()).filter((id) => !before.has(id));
+      expect(ids).toEqual(made.filter((t) => t.id !== ended.id).map((t) => t.id));
+      expect(await s.transfers.listLive()).toHaveLength(LIVE_LIST_CAP);
+    });
+
     it('caps the audit trail at 200 records', async () => {
       const t = transfer();
       await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'c' });
@@ -232,6 +224,22 @@ describe('redis ticket store', () => {
     expect(await tickets.get('GD-ttl')).not.toBeNull();
     await new Promise((r) => setTimeout(r, 1100));
     expect(await tickets.get('GD-ttl')).toBeNull();
+  });
+});
+
+describe('redis transfer store', () => {
+  it('drops from the live set a transfer whose key expired without ending (its instance crashed)', async () => {
+    const keys = redisKeys(`x${randomUUID().slice(0, 6)}`);
+    const store = new RedisTransferStore(redis, keys, {
+      transferTtlSeconds: 600,
+      idempotencyTtlSeconds: 600,
+      feedLog: { key: keys.feedLog, maxLength: 100 },
+    });
+    const [kept, crashed] = [transfer(), transfer()];
+    for (const t of [kept, crashed]) await store.create(opening(t), { idempotencyKey: null, requestFingerprint: 'x' });
+    await redis.del(keys.transfer(crashed.id));
+    expect(await store.liveIds()).toEqual([kept.id]);
+    expect(await redis.zrange(keys.live, '0', '-1')).toEqual([kept.id]);
   });
 });
 

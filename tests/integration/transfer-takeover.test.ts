@@ -1,9 +1,14 @@
 // Several service instances on one Redis: only the lease holder drives a transfer, and when it dies
 // another instance takes the transfer over and settles it from the switch.
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../src/adapters/redis/keys.js';
+import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
+import { RedisTransferLease } from '../../src/adapters/redis/transfer-lease.js';
 import { auth, startHarness, transferBody } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { startProxy } from '../support/tcp-proxy.js';
+import { anOpening, aTransfer } from '../support/transfer-fixture.js';
 
 let redis: RedisServer;
 beforeAll(async () => {
@@ -65,6 +70,44 @@ describe('when the instance driving a transfer dies', () => {
       await expect.poll(async () => (await b.transfers.get(id))?.state).toBe('completed');
     } finally {
       await b.close();
+    }
+  });
+});
+
+describe('looking for orphans', () => {
+  it('finds one behind more than a thousand live transfers other instances hold', async () => {
+    const b = await startHarness({ redisUrl: redis.url, lease: lease('svc-g') });
+    const connection = connectRedis(redis.url, { commandTimeoutMs: 2000, connectTimeoutMs: 1000 });
+    const alive = new RedisTransferLease(connection, { holderId: 'svc-alive', ttlMs: 60_000, keyPrefix: redisKeys(b.namespace!).leasePrefix });
+    try {
+      // 1,100 live transfers, oldest first; an instance that still lives holds all but the newest.
+      const at = (i: number) => new Date(Date.parse('2026-11-23T08:00:00.000Z') + i).toISOString();
+      const stored = Array.from({ length: 1_100 }, (_, i) =>
+        aTransfer({
+          citizenLeg: { switchId: 'test-switch', legId: randomUUID() },
+          state: 'ringing',
+          targetLegId: randomUUID(),
+          version: 4,
+          createdAt: at(i),
+          updatedAt: at(i),
+        }),
+      );
+      const orphan = stored.at(-1)!;
+      // The leases first: B looks for orphans every 100 ms.
+      await new Promise<void>((resolve) => connection.once('ready', () => resolve()));
+      await Promise.all(stored.slice(0, -1).map((t) => alive.acquire(t.id)));
+      await Promise.all(stored.map((t) => b.transfers.create(anOpening(t), { idempotencyKey: null, requestFingerprint: 'o' })));
+
+      await expect.poll(() => b.callControl.commands.filter((c) => c.type === 'reconcile').length, { timeout: 3000 }).toBe(1);
+      const reconcile = b.callControl.commands.find((c) => c.type === 'reconcile');
+      expect(reconcile?.type === 'reconcile' && reconcile.transfers.map((t) => t.transferId)).toEqual([orphan.id]);
+      expect(await alive.holder(orphan.id)).toBe('svc-g');
+      // Later rounds leave alone what this instance now drives and what the other still holds.
+      await new Promise((r) => setTimeout(r, 400));
+      expect(b.callControl.commands.filter((c) => c.type === 'reconcile')).toHaveLength(1);
+    } finally {
+      await b.close();
+      connection.disconnect();
     }
   });
 });

@@ -1,6 +1,8 @@
 // A transfer as the service stores it, for tests of the stores: fresh ids, a 12345 → 110 blind call.
 import { randomUUID } from 'node:crypto';
+import type { TicketStub } from '../../src/domain/ticket-stub.js';
 import type { Transfer } from '../../src/domain/transfer.js';
+import type { Opening, TransitionRecord } from '../../src/ports.js';
 
 export function aTransfer(overrides: Partial<Transfer> = {}): Transfer {
   const now = '2026-11-23T08:00:00.000Z';
@@ -26,4 +28,28 @@ export function aTransfer(overrides: Partial<Transfer> = {}): Transfer {
     updatedAt: now,
     ...overrides,
   };
+}
+
+/** The audit record of a transfer's latest step. */
+export function aRecord(t: Transfer, event: TransitionRecord['event'] = 'created'): TransitionRecord {
+  return { transferId: t.id, at: t.updatedAt, from: null, to: t.state, event, version: t.version };
+}
+
+export const TICKET_STUB: TicketStub = {
+  ticketId: 'GD-2026-1',
+  kind: 'incident',
+  sourceDesk: '110',
+  categoryCode: '0301',
+  divisionCode: '650100',
+  summary: '群众反映噪音扰民，非警情，转12345处理。',
+  urgency: 'normal',
+  callerNumber: '13900139000',
+  agentId: 'P2001',
+  seatId: 'J03',
+  createdAt: '2026-11-23T08:00:00.000Z',
+};
+
+/** A new transfer as the service first stores it: with its own stub, and the record that created it. */
+export function anOpening(t: Transfer, steps: Opening['steps'] = [{ transfer: t, record: aRecord(t) }]): Opening {
+  return { steps, stub: { ...TICKET_STUB, ticketId: t.ticketId }, stubTtlSeconds: 60 };
 }

@@ -2,7 +2,7 @@
 // They keep the same contract as the Redis stores (one contract suite runs against both).
 import type { TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import type { Clock, CreateOptions, CreateResult, EventBus, Opening, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
+import { LIVE_LIST_CAP, type Clock, type CreateOptions, type CreateResult, type EventBus, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
 
 /** How many puts between sweeps of expired stubs, so an idle stub does not stay in memory for ever. */
 const SWEEP_EVERY = 1000;
@@ -136,6 +136,14 @@ export class MemoryTransferStore implements TransferStore {
   }
 
   async listLive(): Promise<Transfer[]> {
+    return this.live().slice(0, LIVE_LIST_CAP);
+  }
+
+  async liveIds(): Promise<string[]> {
+    return this.live().map((t) => t.id);
+  }
+
+  private live(): Transfer[] {
     return [...this.transfers.values()]
       .filter((t) => !isTerminal(t.state))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));

@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import { TicketStubSchema, type TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import type { CreateOptions, CreateResult, Opening, TicketStore, TransferStore, TransitionRecord } from '../../ports.js';
+import { LIVE_LIST_CAP, type CreateOptions, type CreateResult, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
 import { AUDIT_CAP, type RedisKeys } from './keys.js';
 
 export class RedisTicketStore implements TicketStore {
@@ -80,6 +80,17 @@ appendEvent(KEYS[5], ARGV[9], ARGV[3], ARGV[4])
 return 'saved'
 `;
 
+// KEYS: live set; ARGV: the transfer key prefix. Every id in the live set, oldest first; ids whose
+// transfer has expired without ending (its instance crashed) are dropped from the set as they are found.
+const LIVE_IDS_SCRIPT = `
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local live = {}
+for _, id in ipairs(ids) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then live[#live + 1] = id else redis.call('ZREM', KEYS[1], id) end
+end
+return live
+`;
+
 export interface RedisTransferStoreOptions {
   readonly transferTtlSeconds: number;
   readonly idempotencyTtlSeconds: number;
@@ -91,6 +102,7 @@ export interface RedisTransferStoreOptions {
 interface TransferScripts {
   hotlineCreateTransfer(...args: (string | number)[]): Promise<[string, string]>;
   hotlineSaveTransfer(...args: (string | number)[]): Promise<string>;
+  hotlineLiveIds(live: string, transferKeyPrefix: string): Promise<string[]>;
 }
 
 export class RedisTransferStore implements TransferStore {
@@ -104,6 +116,7 @@ export class RedisTransferStore implements TransferStore {
     if (!('hotlineCreateTransfer' in redis)) {
       redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 7, lua: CREATE_SCRIPT });
       redis.defineCommand('hotlineSaveTransfer', { numberOfKeys: 5, lua: SAVE_SCRIPT });
+      redis.defineCommand('hotlineLiveIds', { numberOfKeys: 1, lua: LIVE_IDS_SCRIPT });
     }
     this.scripts = redis as unknown as TransferScripts;
   }
@@ -167,9 +180,13 @@ export class RedisTransferStore implements TransferStore {
     return raw === null ? null : (JSON.parse(raw) as Transfer);
   }
 
+  async liveIds(): Promise<string[]> {
+    return this.scripts.hotlineLiveIds(this.keys.live, this.keys.transfer(''));
+  }
+
   async listLive(): Promise<Transfer[]> {
     // Ids whose transfer expired without ending (a crash) are dropped from the set as they are found.
-    const ids = await this.redis.zrange(this.keys.live, '0', '999');
+    const ids = await this.redis.zrange(this.keys.live, '0', String(LIVE_LIST_CAP - 1));
     if (ids.length === 0) return [];
     const raws = await this.redis.mget(ids.map((id) => this.keys.transfer(id)));
     const live: Transfer[] = [];

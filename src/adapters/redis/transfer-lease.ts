@@ -27,13 +27,20 @@ for i, key in ipairs(KEYS) do
 end
 return renewed
 `;
-/** Leases renewed per script call, so one call never holds Redis for long. */
+// Which of these lease keys are missing: 1 for a key nobody holds, 0 for a held one.
+const UNHELD_MANY = `
+local unheld = {}
+for i, key in ipairs(KEYS) do unheld[i] = 1 - redis.call('EXISTS', key) end
+return unheld
+`;
+/** Leases renewed (or looked at) per script call, so one call never holds Redis for long. */
 const RENEW_CHUNK = 500;
 
 interface LeaseScripts {
   hotlineRenewLease(key: string, holder: string, ttlMs: string): Promise<number>;
   hotlineReleaseLease(key: string, holder: string): Promise<number>;
   hotlineRenewLeases(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number[]>;
+  hotlineUnheldLeases(numberOfKeys: number, ...keys: string[]): Promise<number[]>;
 }
 
 interface Kept {
@@ -64,6 +71,7 @@ export class RedisTransferLease implements TransferLease {
       redis.defineCommand('hotlineRenewLease', { numberOfKeys: 1, lua: RENEW });
       redis.defineCommand('hotlineReleaseLease', { numberOfKeys: 1, lua: RELEASE });
       redis.defineCommand('hotlineRenewLeases', { lua: RENEW_MANY });
+      redis.defineCommand('hotlineUnheldLeases', { lua: UNHELD_MANY });
     }
     this.scripts = redis as unknown as LeaseScripts;
   }
@@ -87,6 +95,18 @@ export class RedisTransferLease implements TransferLease {
 
   async holder(transferId: string): Promise<string | null> {
     return this.redis.get(this.key(transferId));
+  }
+
+  async unheld(transferIds: readonly string[]): Promise<string[]> {
+    const unheld: string[] = [];
+    for (let start = 0; start < transferIds.length; start += RENEW_CHUNK) {
+      const chunk = transferIds.slice(start, start + RENEW_CHUNK);
+      const replies = await this.scripts.hotlineUnheldLeases(chunk.length, ...chunk.map((id) => this.key(id)));
+      chunk.forEach((id, i) => {
+        if (replies[i] === 1) unheld.push(id);
+      });
+    }
+    return unheld;
   }
 
   keep(transferId: string, onLost: (reason: string) => void): () => void {

@@ -27,6 +27,16 @@ describe('the transfer lease in a real Redis', () => {
     for (let i = 0; i < ids.length; i++) expect([results[2 * i], results[2 * i + 1]].filter(Boolean)).toHaveLength(1);
   });
 
+  it('names, among many transfers, the ones whose lease nobody holds', async () => {
+    const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 5_000 });
+    const b = new RedisTransferLease(redisB, { holderId: 'svc-b', ttlMs: 5_000 });
+    const ids = Array.from({ length: 1_203 }, () => randomUUID());
+    const free = new Set(ids.filter((_, i) => i % 7 === 0 || i === ids.length - 1));
+    await Promise.all(ids.filter((id) => !free.has(id)).map((id, i) => (i % 2 === 0 ? a : b).acquire(id)));
+    expect(await b.unheld(ids)).toEqual(ids.filter((id) => free.has(id)));
+    expect(await a.unheld([])).toEqual([]);
+  });
+
   it('only the holder can renew or release, and the key always has a TTL', async () => {
     const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 5_000 });
     const b = new RedisTransferLease(redisB, { holderId: 'svc-b', ttlMs: 5_000 });
