@@ -165,7 +165,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     clock: systemClock,
     logger,
     healthChecks: stores.healthChecks,
-    settings: { ...config.policy, nuisance: config.policy.nuisance },
+    settings: { ...config.policy, nuisance: config.policy.nuisance, desksByKey: config.feed.desksByKey },
     defaultMetrics: true,
   });
   const service = new TransferService({

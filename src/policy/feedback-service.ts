@@ -11,12 +11,20 @@ export class FeedbackService {
       records: CallRecordStore;
       bus: EventBus;
       clock: Clock;
-      settings: { deadlineHours: number };
+      settings: { deadlineHours: number; desksByKey: Readonly<Record<string, readonly string[]>> };
     },
   ) {}
 
   async post(ticketId: string, input: FeedbackInput, by: string): Promise<TicketFeedback> {
     const record = await this.transferFor(ticketId, input.transferId);
+    // Only the desk that received the call writes its outcome back: a seat of another desk could
+    // otherwise close or bounce a ticket it never handled.
+    const desks = this.deps.settings.desksByKey[by];
+    if (desks !== undefined && !desks.includes(record.to)) {
+      throw new AppError('forbidden', `${by} acts for ${desks.join(', ')}; desk ${record.to} received this transfer`, {
+        transferId: record.transferId,
+      });
+    }
     const now = this.deps.clock.now();
     const feedback: TicketFeedback = {
       ticketId,

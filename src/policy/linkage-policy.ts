@@ -44,6 +44,8 @@ export interface LinkagePolicySettings {
   readonly unlistedCategories: 'allow' | 'refuse';
   readonly feedbackDeadlineHours: number;
   readonly summaryUtcOffsetMinutes: number;
+  /** API key name → the desks it acts for (config `feed.desksByKey`); a key not listed acts for every desk. */
+  readonly desksByKey: Readonly<Record<string, readonly string[]>>;
 }
 
 export interface LinkagePolicyParts {
@@ -92,7 +94,7 @@ export class LinkagePolicy {
       records: parts.records,
       bus: this.bus,
       clock: parts.clock,
-      settings: { deadlineHours: parts.settings.feedbackDeadlineHours },
+      settings: { deadlineHours: parts.settings.feedbackDeadlineHours, desksByKey: parts.settings.desksByKey },
     });
   }
 

@@ -150,6 +150,26 @@ describe('the linkage policy over HTTP (in memory)', () => {
     expect(metrics).toContain('linkage_bounce_backs_total{desk="110"} 1');
   });
 
+  it('takes feedback only from a seat of the desk that received the transfer', async () => {
+    h = await startPolicyHarness({ desksByKey: { 'test-seat': ['12345'], 'test-pbx': ['110'] } });
+    const body = transferBody({ ticket: ticket('1.02') });
+    const id = (await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body })).json().transfer.id as string;
+    await expect.poll(async () => (await h.records.get(id))?.outcome).toBe('connected');
+    const feedback = { outcome: 'accepted', handlingUnit: '七星分局', result: '已出警处置', handledAt: new Date().toISOString() };
+    const url = `/v1/tickets/${body.ticket.ticketId}/feedback`;
+
+    // The seat key acts for 12345; the call went to 110.
+    const foreign = await h.app.inject({ method: 'POST', url, headers: auth('seat'), payload: feedback });
+    expect(foreign.statusCode).toBe(403);
+    expect(foreign.json().error).toMatchObject({ code: 'forbidden', details: { transferId: id } });
+    expect(foreign.json().error.message).toContain('desk 110 received this transfer');
+    expect((await h.app.inject({ url, headers: auth('agent') })).json().feedback).toEqual([]);
+
+    const own = await h.app.inject({ method: 'POST', url, headers: auth('pbx'), payload: feedback });
+    expect(own.statusCode).toBe(201);
+    expect(own.json()).toMatchObject({ transferId: id, desk: '110', outcome: 'accepted' });
+  });
+
   it('lists connected transfers without feedback past the deadline as overdue', async () => {
     h = await startPolicyHarness({ feedbackDeadlineHours: 1 });
     const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.01') }) });

@@ -53,7 +53,13 @@ export interface PolicyHarness {
 }
 
 export async function startPolicyHarness(
-  options: { redisUrl?: string; records?: CallRecordStore; unlisted?: 'allow' | 'refuse'; feedbackDeadlineHours?: number } = {},
+  options: {
+    redisUrl?: string;
+    records?: CallRecordStore;
+    unlisted?: 'allow' | 'refuse';
+    feedbackDeadlineHours?: number;
+    desksByKey?: Record<string, string[]>;
+  } = {},
 ): Promise<PolicyHarness> {
   const rawLogs: string[] = [];
   const sink = new Writable({
@@ -110,6 +116,7 @@ export async function startPolicyHarness(
       unlistedCategories: options.unlisted ?? 'allow',
       feedbackDeadlineHours: options.feedbackDeadlineHours ?? 24,
       summaryUtcOffsetMinutes: 480,
+      desksByKey: options.desksByKey ?? {},
     },
   });
   const service = new TransferService({
