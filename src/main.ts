@@ -219,7 +219,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     await app.close();
     await service.close();
     await Promise.allSettled(switches.map((s) => s.close()));
-    await policy.writer.flush();
+    // Records still waiting for their store get a few seconds more, then are given up (logged).
+    await policy.writer.close(5_000);
     await policyAdapters.close();
     await stores.bus.close();
     await stores.close();

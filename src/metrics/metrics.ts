@@ -16,6 +16,7 @@ export class LinkageMetrics {
   private readonly nuisanceFlags: Counter<'action' | 'kind'>;
   private readonly feedClients: Gauge;
   private readonly recordsDropped: Counter;
+  private readonly recordsPending: Gauge;
   private readonly dependencyUp: Gauge<'dependency'>;
 
   constructor(options: { healthChecks: readonly HealthCheck[]; defaultMetrics?: boolean }) {
@@ -67,8 +68,17 @@ export class LinkageMetrics {
     });
     this.recordsDropped = new Counter({
       name: 'linkage_call_record_writes_dropped_total',
-      help: 'Call record writes given up after retries (the records store was unavailable)',
+      help: 'Call record writes given up: the queue was full, the store refused the write, or the service stopped while the store was away',
       registers,
+    });
+    const pendingRecordWrites = () => this.pendingRecordWrites();
+    this.recordsPending = new Gauge({
+      name: 'linkage_call_record_writes_pending',
+      help: 'Call record writes queued and not yet stored (they wait out a records store outage)',
+      registers,
+      collect() {
+        this.set(pendingRecordWrites());
+      },
     });
     const feedClientCount = () => this.feedClientCount();
     this.feedClients = new Gauge({
@@ -102,6 +112,13 @@ export class LinkageMetrics {
 
   recordWritesDropped(count: number): void {
     this.recordsDropped.inc(count);
+  }
+
+  private pendingRecordWrites: () => number = () => 0;
+
+  /** Where the pending-writes gauge reads its value when scraped: the record writer. */
+  countPendingRecordWrites(read: () => number): void {
+    this.pendingRecordWrites = read;
   }
 
   private feedClientCount: () => number = () => 0;

@@ -79,6 +79,7 @@ export class LinkagePolicy {
     });
     this.writer = new RecordWriter(parts.records, parts.logger);
     this.writer.onDrop((n) => this.metrics.recordWritesDropped(n));
+    this.metrics.countPendingRecordWrites(() => this.writer.pendingCount);
     this.bus = tapBus(parts.bus, (e) => this.observe(e));
     const hasher = new NumberHasher(parts.settings.nuisance.hashKey);
     this.routing = new RoutingPolicy({

@@ -249,15 +249,26 @@ export class PostgresCallRecords implements CallRecordStore {
 
   private async inTransaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
     const client = await this.pool.connect();
+    // A connection that drops between two queries makes a checked-out client emit 'error'; the pool
+    // listens only to idle ones, and an unheard 'error' would end the process.
+    let broken: Error | undefined;
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       await work(client);
       await client.query('COMMIT');
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      await client.query('ROLLBACK').catch((rollbackFailed: unknown) => {
+        broken ??= rollbackFailed instanceof Error ? rollbackFailed : new Error(String(rollbackFailed));
+      });
       throw err;
     } finally {
-      client.release();
+      client.off('error', onError);
+      // A broken client is closed rather than handed to the next write.
+      client.release(broken);
     }
   }
 }

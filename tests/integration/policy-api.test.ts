@@ -5,6 +5,7 @@ import { PostgresCallRecords } from '../../src/records/postgres-call-records.js'
 import { auth, transferBody } from '../support/harness.js';
 import { startPolicyHarness, type PolicyHarness } from '../support/policy-harness.js';
 import { startPostgres, type PostgresServer } from '../support/postgres-server.js';
+import { startProxy } from '../support/tcp-proxy.js';
 import { freePort, startRedis, type RedisServer } from '../support/redis-server.js';
 
 const ticket = (categoryCode: string) => ({ ...transferBody().ticket, categoryCode });
@@ -254,10 +255,13 @@ describe('when the call records database is unreachable', () => {
       const ready = await h.app.inject({ url: '/health/ready' });
       expect(ready.statusCode).toBe(200);
       expect(ready.json().checks).toContainEqual({ name: 'call-records', healthy: false, detail: expect.stringContaining('postgresql') });
+      // The records wait for the store rather than being given up.
       await expect
         .poll(async () => (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body, { timeout: 5000 })
-        .toMatch(/linkage_call_record_writes_dropped_total [1-9]/);
-      expect((await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body).toContain('linkage_dependency_up{dependency="call-records"} 0');
+        .toMatch(/linkage_call_record_writes_pending [1-9]/);
+      const metrics = (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body;
+      expect(metrics).toContain('linkage_dependency_up{dependency="call-records"} 0');
+      expect(metrics).toContain('linkage_call_record_writes_dropped_total 0');
       const query = await h.app.inject({ url: '/v1/transfers', headers: auth('supervisor') });
       expect([query.statusCode, query.json().error.code]).toEqual([503, 'store_unavailable']);
     } finally {
@@ -265,6 +269,52 @@ describe('when the call records database is unreachable', () => {
       await records.close();
     }
   });
+});
+
+describe('when PostgreSQL goes away and comes back', () => {
+  it('holds the call records written meanwhile and stores them all, in order, once it is back', async () => {
+    const postgres = await startPostgres();
+    const proxy = await startProxy(Number(new URL(postgres.url).port));
+    const url = new URL(postgres.url);
+    url.port = String(proxy.port);
+    const records = new PostgresCallRecords({ connectionString: url.toString() });
+    await records.migrate();
+    const h = await startPolicyHarness({ records });
+    try {
+      const press = async () => {
+        const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.01') }) });
+        const id = res.json().transfer.id as string;
+        await expect.poll(async () => (await h.service.get(id)).state).toBe('bridged');
+        return id;
+      };
+      const before = await press();
+      await expect.poll(async () => (await records.get(before))?.state).toBe('bridged');
+
+      proxy.cut();
+      const during = [await press(), await press()];
+      const pending = async () => (await h.app.inject({ url: '/metrics', headers: auth('supervisor') })).body;
+      await expect.poll(pending).toMatch(/linkage_call_record_writes_pending [1-9]/);
+      await new Promise((r) => setTimeout(r, 2_500)); // an outage of a few seconds, as a restart is
+
+      proxy.restore();
+      await expect.poll(async () => Promise.all(during.map(async (id) => (await records.get(id))?.state)), { timeout: 15_000 }).toEqual([
+        'bridged',
+        'bridged',
+      ]);
+      // Every transition of the two, as for the transfer stored before the outage.
+      const events = async (id: string) => (await records.get(id))?.transitions.map((t) => t.event);
+      await expect.poll(() => events(before)).toContain('party-left');
+      for (const id of during) await expect.poll(() => events(id)).toEqual(await events(before));
+      const metrics = await pending();
+      expect(metrics).toContain('linkage_call_record_writes_pending 0');
+      expect(metrics).toContain('linkage_call_record_writes_dropped_total 0');
+    } finally {
+      await h.close();
+      await records.close();
+      await proxy.close();
+      await postgres.stop();
+    }
+  }, 60_000);
 });
 
 describe('the linkage policy over HTTP (real Redis and PostgreSQL)', () => {

@@ -157,7 +157,7 @@ export async function startPolicyHarness(
     async close() {
       await app.close();
       await service.close();
-      await policy.writer.flush();
+      await policy.writer.close(1_000);
       await bus.close();
       await Promise.allSettled(clients.map((c) => c.quit()));
     },
