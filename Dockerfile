@@ -5,7 +5,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY patches ./patches
 # Installing applies patches/ (see the README's note on ioredis); the runtime stage takes these
-# node_modules, pruned, rather than installing again without the patch tool.
+# node_modules, pruned of the dev dependencies, so it runs exactly what was built and tested.
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
