@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { serviceNodeOptions } from '../tests/support/service-command.js';
 
 const here = import.meta.dirname;
 const only = process.argv[2];
@@ -13,7 +14,9 @@ const sections = readdirSync(here)
 
 let failed = 0;
 for (const file of sections) {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', join(here, file)], { stdio: 'inherit', timeout: 180_000 });
+  // With the node options `npm start` gives the service (its young-generation size), since the
+  // service runs inside the benchmark's process.
+  const run = spawnSync(process.execPath, [...serviceNodeOptions(), join(here, file)], { stdio: 'inherit', timeout: 180_000 });
   if (run.status !== 0) {
     failed += 1;
     console.error(`${file} failed (exit ${run.status ?? run.signal})`);

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, startRedis, startSentinel } from '../support/redis-server.js';
+import { startArguments } from '../support/service-command.js';
 
 const root = join(import.meta.dirname, '../..');
 const children: ChildProcess[] = [];
@@ -11,7 +12,7 @@ afterEach(() => {
 });
 
 function startService(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, startArguments(), {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
