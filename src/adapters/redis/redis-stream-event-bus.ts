@@ -131,7 +131,8 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
             this.lastId = id;
             const event = eventOf(fields);
             if (!event) continue;
-            for (const listener of this.listeners) listener({ seq: id, event });
+            const entry = new StreamEntry(id, event);
+            for (const listener of this.listeners) listener(entry);
           }
         }
         if (batchMs > 0) await new Promise((resolve) => setTimeout(resolve, batchMs));
@@ -146,6 +147,20 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
 }
 
 const STREAM_ID = /^\d{1,20}-\d{1,20}$/;
+
+/**
+ * An event read off the stream. A class rather than an object literal on purpose: entries wait in the
+ * feed's queue, so in a burst many outlive a young collection, and V8 then allocates every later object
+ * of that literal in the old generation, where a dead entry kept its young event (the whole transfer)
+ * alive through every young collection (measured: 13,622 of 15,390 entries old-born in the transfer
+ * bench). Instances of a class are not pretenured that way.
+ */
+class StreamEntry implements SequencedEvent {
+  constructor(
+    readonly seq: string,
+    readonly event: BusEvent,
+  ) {}
+}
 
 function eventOf(fields: string[]): BusEvent | null {
   const at = fields.indexOf('e');
