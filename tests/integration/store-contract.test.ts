@@ -241,6 +241,25 @@ describe('redis transfer store', () => {
     expect(await store.liveIds()).toEqual([kept.id]);
     expect(await redis.zrange(keys.live, '0', '-1')).toEqual([kept.id]);
   });
+
+  it('walks every live id page by page when crashed ones are dropped on the way', async () => {
+    const keys = redisKeys(`x${randomUUID().slice(0, 6)}`);
+    const store = new RedisTransferStore(redis, keys, {
+      transferTtlSeconds: 600,
+      idempotencyTtlSeconds: 600,
+      feedLog: { key: keys.feedLog, maxLength: 100 },
+    });
+    const made = Array.from({ length: 650 }, (_, i) =>
+      transfer({ createdAt: new Date(Date.parse('2026-11-23T08:00:00.000Z') + i).toISOString() }),
+    );
+    await Promise.all(made.map((t) => store.create(opening(t), { idempotencyKey: null, requestFingerprint: 'p' })));
+    // Every third one crashed, and a whole page's worth in a row: each page drops ids, one drops all.
+    const crashed = made.filter((_, i) => i % 3 === 0 || (i >= 300 && i < 520));
+    await redis.del(...crashed.map((t) => keys.transfer(t.id)));
+    const live = made.filter((t) => !crashed.includes(t)).map((t) => t.id);
+    expect(await store.liveIds()).toEqual(live);
+    expect(await redis.zrange(keys.live, '0', '-1')).toEqual(live);
+  });
 });
 
 describe('memory ticket store', () => {

@@ -80,16 +80,23 @@ appendEvent(KEYS[5], ARGV[9], ARGV[3], ARGV[4])
 return 'saved'
 `;
 
-// KEYS: live set; ARGV: the transfer key prefix. Every id in the live set, oldest first; ids whose
-// transfer has expired without ending (its instance crashed) are dropped from the set as they are found.
-const LIVE_IDS_SCRIPT = `
-local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-local live = {}
+// KEYS: live set; ARGV: the transfer key prefix, the first rank, how many. One page of the live set,
+// oldest first; ids whose transfer has expired without ending (its instance crashed) are dropped from
+// the set as they are found. Returns how many were dropped, then the live ids of the page.
+const LIVE_IDS_PAGE_SCRIPT = `
+local ids = redis.call('ZRANGE', KEYS[1], ARGV[2], tonumber(ARGV[2]) + tonumber(ARGV[3]) - 1)
+local page = {0}
 for _, id in ipairs(ids) do
-  if redis.call('EXISTS', ARGV[1] .. id) == 1 then live[#live + 1] = id else redis.call('ZREM', KEYS[1], id) end
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then page[#page + 1] = id
+  else redis.call('ZREM', KEYS[1], id); page[1] = page[1] + 1 end
 end
-return live
+return page
 `;
+/**
+ * Live ids looked at per script call: a walk of thousands of live transfers is many short calls, so
+ * the transfers' own commands are never held behind one long one.
+ */
+const LIVE_IDS_PAGE = 200;
 
 export interface RedisTransferStoreOptions {
   readonly transferTtlSeconds: number;
@@ -102,7 +109,7 @@ export interface RedisTransferStoreOptions {
 interface TransferScripts {
   hotlineCreateTransfer(...args: (string | number)[]): Promise<[string, string]>;
   hotlineSaveTransfer(...args: (string | number)[]): Promise<string>;
-  hotlineLiveIds(live: string, transferKeyPrefix: string): Promise<string[]>;
+  hotlineLiveIdsPage(live: string, transferKeyPrefix: string, start: number, count: number): Promise<[number, ...string[]]>;
 }
 
 export class RedisTransferStore implements TransferStore {
@@ -116,7 +123,7 @@ export class RedisTransferStore implements TransferStore {
     if (!('hotlineCreateTransfer' in redis)) {
       redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 7, lua: CREATE_SCRIPT });
       redis.defineCommand('hotlineSaveTransfer', { numberOfKeys: 5, lua: SAVE_SCRIPT });
-      redis.defineCommand('hotlineLiveIds', { numberOfKeys: 1, lua: LIVE_IDS_SCRIPT });
+      redis.defineCommand('hotlineLiveIdsPage', { numberOfKeys: 1, lua: LIVE_IDS_PAGE_SCRIPT });
     }
     this.scripts = redis as unknown as TransferScripts;
   }
@@ -181,7 +188,15 @@ export class RedisTransferStore implements TransferStore {
   }
 
   async liveIds(): Promise<string[]> {
-    return this.scripts.hotlineLiveIds(this.keys.live, this.keys.transfer(''));
+    const ids: string[] = [];
+    for (let start = 0; ; ) {
+      const [dropped, ...page] = await this.scripts.hotlineLiveIdsPage(this.keys.live, this.keys.transfer(''), start, LIVE_IDS_PAGE);
+      ids.push(...page);
+      if (page.length + dropped < LIVE_IDS_PAGE) return ids;
+      // What the page dropped moved every later id down by as many ranks. (An id another instance
+      // ends meanwhile shifts them too, and one may be skipped: the next walk finds it.)
+      start += page.length;
+    }
   }
 
   async listLive(): Promise<Transfer[]> {
