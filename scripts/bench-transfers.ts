@@ -1,18 +1,33 @@
-// Benchmark: a burst of transfers through the HTTP API (a real listening server, keep-alive client)
+// Benchmark: bursts of transfers through the HTTP API (a real listening server, keep-alive client)
 // on a real Redis, to the CallControl test peer. Prints transfers per second and p50/p99 latency from
 // request to the place-call command, and what each transfer costs the service. The load generator
 // runs in a process of its own (scripts/transfer-load-generator.ts). Bounded: a fixed count at a
-// fixed rate. Never asserts.
+// fixed rate, a fixed number of rounds. Never asserts.
+//
+// What the service adds is measured against a yardstick: before each round on the service, the same
+// load goes to a minimal server in this process (read the request, one Redis SET, act, answer 202).
+// Its latency is what the machine itself costs (client, loopback, two process wake-ups, one Redis
+// round trip); the service's latency above it is what the service adds. Alternating rounds expose
+// both to the same machine: on a small VM one run can differ from the next by half.
 import { fork } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { PerformanceObserver, constants as perfConstants, performance, type PerformanceEntry } from 'node:perf_hooks';
+import {
+  PerformanceObserver,
+  constants as perfConstants,
+  performance,
+  type PerformanceEntry,
+} from 'node:perf_hooks';
+import { connectRedis } from '../src/adapters/redis/redis-connection.js';
 import { startHarness, transferBody, KEYS } from '../tests/support/harness.js';
 import { startRedis } from '../tests/support/redis-server.js';
 import { machine, percentile } from './bench-report.js';
-import type { LoadOrder, LoadResult } from './transfer-load-generator.js';
+import type { LoadOrder, LoadResult, Sent } from './transfer-load-generator.js';
 
 const RATE_PER_SECOND = Number(process.env.BENCH_RATE ?? 200);
 const COUNT = Number(process.env.BENCH_COUNT ?? 2000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 const redis = await startRedis();
 // As in production: info-level logs, one line per transition (to a sink that drops them), and a
@@ -24,69 +39,250 @@ const h = await startHarness({
   lease: { holderId: 'bench', ttlMs: 10_000, takeoverIntervalMs: 5_000 },
 });
 await h.app.listen({ host: '127.0.0.1', port: 0 });
-const address = h.app.server.address();
-if (typeof address !== 'object' || address === null) throw new Error('no address');
+const servicePort = portOf(h.app.server);
+// When each request reached the service's HTTP server, before Fastify's own handler.
+const arrivedAt = new Map<string, bigint>();
+h.app.server.prependListener('request', (req) => {
+  const key = req.headers['idempotency-key'];
+  if (typeof key === 'string') arrivedAt.set(key, process.hrtime.bigint());
+});
+const floor = await startFloor(redis.url);
 
-const bodies = Array.from({ length: COUNT }, () => transferBody());
-const order: LoadOrder = {
-  port: address.port,
-  apiKey: KEYS.agent,
-  ratePerSecond: RATE_PER_SECOND,
-  warmUp: Array.from({ length: 200 }, () => JSON.stringify(transferBody())),
-  bodies: bodies.map((body) => JSON.stringify(body)),
-};
-const generator = fork(join(import.meta.dirname, 'transfer-load-generator.ts'), {
-  execArgv: ['--import', 'tsx'],
-  stdio: 'inherit',
-});
-// Collector pauses stop the event loop: they are what the tail of the latency is made of.
-const pauses: { young: boolean; ms: number }[] = [];
-const gcObserver = new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) {
-    const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
-    pauses.push({ young: kind === perfConstants.NODE_PERFORMANCE_GC_MINOR, ms: entry.duration });
-  }
-});
-const commandsBefore = h.callControl.commands.length;
-const cpuBefore = process.cpuUsage();
-const loopBefore = performance.eventLoopUtilization();
-const result = await new Promise<LoadResult>((resolve, reject) => {
-  generator.once('message', (message) => resolve(message as LoadResult));
-  generator.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
-  gcObserver.observe({ entryTypes: ['gc'] });
-  generator.send(order);
-});
-gcObserver.disconnect();
-const cpu = process.cpuUsage(cpuBefore);
-const loop = performance.eventLoopUtilization(loopBefore);
-
-// The warm-up's transfers are placed too; only the measured bodies' tickets are looked up.
-const placedAt = new Map<string, bigint>();
-for (const command of h.callControl.commands.slice(commandsBefore)) {
-  if (command.type === 'placeCall') placedAt.set(command.request.ticket.ticketId, command.at);
+interface Latencies {
+  /** From the load generator's send to the act (place-call command, or the floor's reply from Redis). */
+  readonly total: number[];
+  /** From the server's HTTP request event to the act. */
+  readonly inServer: number[];
+  readonly response: number[];
+  readonly notAccepted: number;
+  readonly elapsedSeconds: number;
 }
-const toPlaceCallMs: number[] = [];
-const responseMs: number[] = [];
-let refused = 0;
-result.sent.forEach((sent, i) => {
-  if (sent.status !== 202) refused += 1;
-  responseMs.push(sent.responseMs);
-  const at = placedAt.get(bodies[i]!.ticket.ticketId);
-  if (at !== undefined) toPlaceCallMs.push(Number(at - BigInt(sent.at)) / 1e6);
-});
+
+interface ServiceCost {
+  readonly cpuMs: number;
+  readonly loopUtilization: number;
+  readonly pauses: readonly { readonly young: boolean; readonly ms: number }[];
+}
+
+const rounds: { service: Latencies; floor: Latencies; cost: ServiceCost }[] = [];
+for (let round = 0; round < ROUNDS; round += 1) {
+  const floorLoad = requests(COUNT);
+  const floorResult = await load(floor.port, floorLoad);
+  const floorLatencies = latencies(floorLoad, floorResult, floor.actedAt, floor.arrivedAt);
+
+  const serviceLoad = requests(COUNT);
+  const commandsBefore = h.callControl.commands.length;
+  const watch = watchCost();
+  const serviceResult = await load(servicePort, serviceLoad);
+  const cost = watch.stop();
+  // The warm-up's transfers are placed too; only the measured ones are looked up.
+  const placedAt = new Map<string, bigint>();
+  const placed: string[] = [];
+  const keyOfTicket = new Map(
+    serviceLoad.ticketIds.map((ticketId, i) => [ticketId, serviceLoad.measured[i]!.idempotencyKey]),
+  );
+  for (const command of h.callControl.commands.slice(commandsBefore)) {
+    if (command.type !== 'placeCall') continue;
+    placed.push(command.request.transferId);
+    const key = keyOfTicket.get(command.request.ticket.ticketId);
+    if (key !== undefined) placedAt.set(key, command.at);
+  }
+  rounds.push({
+    service: latencies(serviceLoad, serviceResult, placedAt, arrivedAt),
+    floor: floorLatencies,
+    cost,
+  });
+  // Every round starts from the same state: the round's calls end (the citizens hang up), unmeasured.
+  await hangUp(placed);
+}
 
 const ms = (values: number[], p: number) => percentile(values, p).toFixed(2);
+const adds = (r: (typeof rounds)[number], p: number) =>
+  percentile(r.service.total, p) - percentile(r.floor.total, p);
 console.log('== transfers through the HTTP API to the CallControl test peer, on Redis');
 console.log(machine());
-console.log(`offered: ${COUNT} transfers at ${RATE_PER_SECOND}/s; completed in ${result.elapsedSeconds.toFixed(2)} s = ${(COUNT / result.elapsedSeconds).toFixed(0)} transfers/s; ${refused} not accepted`);
-console.log(`request → place-call command: p50 ${ms(toPlaceCallMs, 50)} ms, p90 ${ms(toPlaceCallMs, 90)} ms, p99 ${ms(toPlaceCallMs, 99)} ms, max ${ms(toPlaceCallMs, 100)} ms (n=${toPlaceCallMs.length})`);
-console.log(`request → 202 response:       p50 ${ms(responseMs, 50)} ms, p99 ${ms(responseMs, 99)} ms`);
-console.log(`service cost per transfer (request, switch events to bridged, feed): CPU ${((cpu.user + cpu.system) / 1000 / COUNT).toFixed(2)} ms; event loop busy ${(loop.utilization * 100).toFixed(0)}% of the run`);
-const young = pauses.filter((p) => p.young).map((p) => p.ms);
-const full = pauses.filter((p) => !p.young).map((p) => p.ms);
-const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-console.log(`collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms in all, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms)`);
-console.log(`memory: rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (service and Redis client; the load generator is another process)`);
+console.log(
+  `offered: ${ROUNDS} rounds of ${COUNT} transfers at ${RATE_PER_SECOND}/s, each after the same load on the yardstick (a minimal HTTP server: one Redis SET, then act)`,
+);
+rounds.forEach((r, i) => {
+  const { service, floor: yardstick, cost } = r;
+  const young = cost.pauses.filter((p) => p.young).map((p) => p.ms);
+  const full = cost.pauses.filter((p) => !p.young).map((p) => p.ms);
+  console.log(`round ${i + 1}:`);
+  console.log(
+    `  service   request → place-call: p50 ${ms(service.total, 50)} ms, p90 ${ms(service.total, 90)} ms, p99 ${ms(service.total, 99)} ms, max ${ms(service.total, 100)} ms (n=${service.total.length}); ${(COUNT / service.elapsedSeconds).toFixed(0)} transfers/s, ${service.notAccepted} not accepted; request → 202 p50 ${ms(service.response, 50)} ms, p99 ${ms(service.response, 99)} ms`,
+  );
+  console.log(
+    `  yardstick request → act:        p50 ${ms(yardstick.total, 50)} ms, p90 ${ms(yardstick.total, 90)} ms, p99 ${ms(yardstick.total, 99)} ms, max ${ms(yardstick.total, 100)} ms`,
+  );
+  console.log(
+    `  the service adds: p50 ${adds(r, 50).toFixed(2)} ms, p99 ${adds(r, 99).toFixed(2)} ms; inside the service (HTTP request event → place-call): p50 ${ms(service.inServer, 50)} ms, p99 ${ms(service.inServer, 99)} ms`,
+  );
+  console.log(
+    `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms)`,
+  );
+});
+const median = (values: number[]) => percentile(values, 50).toFixed(2);
+console.log(
+  `median of the rounds: service p99 ${median(rounds.map((r) => percentile(r.service.total, 99)))} ms, yardstick p99 ${median(rounds.map((r) => percentile(r.floor.total, 99)))} ms; the service adds p50 ${median(rounds.map((r) => adds(r, 50)))} ms, p99 ${median(rounds.map((r) => adds(r, 99)))} ms (target at 200/s: at most 2 ms at p99)`,
+);
+console.log(
+  `memory: rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB (service, yardstick and Redis clients; the load generator is another process)`,
+);
 
+await floor.close();
 await h.close();
 await redis.stop();
+
+// ---------------------------------------------------------------- helpers
+
+function portOf(server: Server): number {
+  const address = server.address();
+  if (typeof address !== 'object' || address === null) throw new Error('the server has no address');
+  return address.port;
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
+}
+
+/** A round's requests: warm-up (unmeasured) and measured ones, each with its own Idempotency-Key. */
+function requests(count: number): { warmUp: Sent[]; measured: Sent[]; ticketIds: string[] } {
+  const sent = () => {
+    const body = transferBody();
+    return { body, sent: { body: JSON.stringify(body), idempotencyKey: randomUUID() } };
+  };
+  const measured = Array.from({ length: count }, sent);
+  return {
+    warmUp: Array.from({ length: 200 }, () => sent().sent),
+    measured: measured.map((m) => m.sent),
+    ticketIds: measured.map((m) => m.body.ticket.ticketId),
+  };
+}
+
+/** The citizens of these bridged transfers hang up; resolves when none of them is live any more. */
+async function hangUp(transferIds: readonly string[]): Promise<void> {
+  for (let start = 0; start < transferIds.length; start += 100) {
+    for (const transferId of transferIds.slice(start, start + 100)) {
+      h.callControl.emit({ type: 'party-left', transferId, party: 'citizen', cause: 'NORMAL_CLEARING' });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const ours = new Set(transferIds);
+  const deadline = Date.now() + 30_000;
+  while ((await h.transfers.liveIds()).some((id) => ours.has(id))) {
+    if (Date.now() > deadline) throw new Error("the benchmark's calls did not end within 30 s");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** Runs one round from a fresh load generator process. */
+async function load(port: number, load: { warmUp: Sent[]; measured: Sent[] }): Promise<LoadResult> {
+  const order: LoadOrder = {
+    port,
+    apiKey: KEYS.agent,
+    ratePerSecond: RATE_PER_SECOND,
+    warmUp: load.warmUp,
+    bodies: load.measured,
+  };
+  const generator = fork(join(import.meta.dirname, 'transfer-load-generator.ts'), {
+    execArgv: ['--import', 'tsx'],
+    stdio: 'inherit',
+  });
+  return new Promise<LoadResult>((resolve, reject) => {
+    generator.once('message', (message) => resolve(message as LoadResult));
+    generator.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
+    generator.send(order);
+  });
+}
+
+function latencies(
+  load: { measured: Sent[] },
+  result: LoadResult,
+  actedAt: ReadonlyMap<string, bigint>,
+  arrived: ReadonlyMap<string, bigint>,
+): Latencies {
+  const total: number[] = [];
+  const inServer: number[] = [];
+  const response: number[] = [];
+  let notAccepted = 0;
+  result.sent.forEach((sent, i) => {
+    if (sent.status !== 202) notAccepted += 1;
+    response.push(sent.responseMs);
+    const key = load.measured[i]!.idempotencyKey;
+    const acted = actedAt.get(key);
+    if (acted === undefined) return;
+    total.push(Number(acted - BigInt(sent.at)) / 1e6);
+    const came = arrived.get(key);
+    if (came !== undefined) inServer.push(Number(acted - came) / 1e6);
+  });
+  return { total, inServer, response, notAccepted, elapsedSeconds: result.elapsedSeconds };
+}
+
+/** The service's CPU, event-loop use and collector pauses (which stop the event loop) over a round. */
+function watchCost(): { stop(): ServiceCost } {
+  const pauses: { young: boolean; ms: number }[] = [];
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      pauses.push({ young: kind === perfConstants.NODE_PERFORMANCE_GC_MINOR, ms: entry.duration });
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  const cpuBefore = process.cpuUsage();
+  const loopBefore = performance.eventLoopUtilization();
+  return {
+    stop() {
+      observer.disconnect();
+      const cpu = process.cpuUsage(cpuBefore);
+      return {
+        cpuMs: (cpu.user + cpu.system) / 1000,
+        loopUtilization: performance.eventLoopUtilization(loopBefore).utilization,
+        pauses,
+      };
+    },
+  };
+}
+
+/**
+ * The yardstick: the least an HTTP service that stores a record in Redis before acting can do. It
+ * reads the request, SETs its body in Redis on a connection set up as the service's, and "acts" (the
+ * time is taken) when Redis answers, then answers 202.
+ */
+async function startFloor(
+  redisUrl: string,
+): Promise<{
+  port: number;
+  actedAt: Map<string, bigint>;
+  arrivedAt: Map<string, bigint>;
+  close(): Promise<void>;
+}> {
+  const client = connectRedis(redisUrl, { commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
+  const actedAt = new Map<string, bigint>();
+  const arrived = new Map<string, bigint>();
+  const server = createServer((req, res) => {
+    const key = String(req.headers['idempotency-key']);
+    arrived.set(key, process.hrtime.bigint());
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      client.set(`bench:yardstick:${key}`, Buffer.concat(chunks), 'PX', 60_000).then(
+        () => {
+          actedAt.set(key, process.hrtime.bigint());
+          res.writeHead(202, { 'content-type': 'application/json' }).end('{"state":"dialing"}');
+        },
+        () => res.writeHead(503).end(),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: portOf(server),
+    actedAt,
+    arrivedAt: arrived,
+    async close() {
+      await new Promise((resolve) => server.close(resolve));
+      client.disconnect();
+    },
+  };
+}

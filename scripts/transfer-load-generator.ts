@@ -2,7 +2,6 @@
 // (building requests, parsing replies) would otherwise share the event loop of the service it
 // measures. Send times use process.hrtime.bigint(), the machine's monotonic clock, which the
 // service process reads too. Bounded: it sends the bodies it is given, at the rate it is given.
-import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'node:http';
 
 export interface LoadOrder {
@@ -10,8 +9,14 @@ export interface LoadOrder {
   readonly apiKey: string;
   readonly ratePerSecond: number;
   /** Sent first, unmeasured: warms the JIT, the connection pool and Redis' scripts. */
-  readonly warmUp: readonly string[];
-  readonly bodies: readonly string[];
+  readonly warmUp: readonly Sent[];
+  readonly bodies: readonly Sent[];
+}
+
+/** One request: its JSON body and its Idempotency-Key (by which the benchmark finds it in the server). */
+export interface Sent {
+  readonly body: string;
+  readonly idempotencyKey: string;
 }
 
 export interface LoadResult {
@@ -32,7 +37,7 @@ process.once('message', (order: LoadOrder) => {
 
 async function run(order: LoadOrder): Promise<LoadResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const post = (body: string): Promise<number> =>
+  const post = ({ body, idempotencyKey }: Sent): Promise<number> =>
     new Promise((resolve, reject) => {
       const req = request(
         {
@@ -44,7 +49,7 @@ async function run(order: LoadOrder): Promise<LoadResult> {
           headers: {
             authorization: `Bearer ${order.apiKey}`,
             'content-type': 'application/json',
-            'idempotency-key': randomUUID(),
+            'idempotency-key': idempotencyKey,
           },
         },
         (res) => {
