@@ -23,11 +23,13 @@ import { connectRedis } from '../src/adapters/redis/redis-connection.js';
 import { startHarness, transferBody, KEYS } from '../tests/support/harness.js';
 import { startRedis } from '../tests/support/redis-server.js';
 import { machine, percentile } from './bench-report.js';
-import type { LoadOrder, LoadResult, Sent } from './transfer-load-generator.js';
+import type { LoadOrder, LoadPhase, LoadResult, Sent } from './transfer-load-generator.js';
 
 const RATE_PER_SECOND = Number(process.env.BENCH_RATE ?? 200);
 const COUNT = Number(process.env.BENCH_COUNT ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+/** Requests sent before each round's, at its rate, unmeasured. */
+const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 1000);
 
 const redis = await startRedis();
 // As in production: info-level logs, one line per transition (to a sink that drops them), and a
@@ -71,17 +73,17 @@ for (let round = 0; round < ROUNDS; round += 1) {
   const floorLatencies = latencies(floorLoad, floorResult, floor.actedAt, floor.arrivedAt);
 
   const serviceLoad = requests(COUNT);
-  const commandsBefore = h.callControl.commands.length;
-  const watch = watchCost();
-  const serviceResult = await load(servicePort, serviceLoad);
-  const cost = watch.stop();
+  let watch: { stop(): ServiceCost } | null = null;
+  const serviceResult = await load(servicePort, serviceLoad, () => (watch = watchCost()));
+  const cost = (watch as { stop(): ServiceCost } | null)?.stop();
+  if (!cost) throw new Error('the load generator never said the measured requests started');
   // The warm-up's transfers are placed too; only the measured ones are looked up.
   const placedAt = new Map<string, bigint>();
   const placed: string[] = [];
   const keyOfTicket = new Map(
     serviceLoad.ticketIds.map((ticketId, i) => [ticketId, serviceLoad.measured[i]!.idempotencyKey]),
   );
-  for (const command of h.callControl.commands.slice(commandsBefore)) {
+  for (const command of h.callControl.commands) {
     if (command.type !== 'placeCall') continue;
     placed.push(command.request.transferId);
     const key = keyOfTicket.get(command.request.ticket.ticketId);
@@ -92,8 +94,13 @@ for (let round = 0; round < ROUNDS; round += 1) {
     floor: floorLatencies,
     cost,
   });
-  // Every round starts from the same state: the round's calls end (the citizens hang up), unmeasured.
+  // Every round starts from the same state: the round's calls end (the citizens hang up), unmeasured,
+  // and what the benchmark itself kept of the round is let go (the test peer's log of commands).
   await hangUp(placed);
+  h.callControl.commands.splice(0);
+  arrivedAt.clear();
+  floor.actedAt.clear();
+  floor.arrivedAt.clear();
 }
 
 const ms = (values: number[], p: number) => percentile(values, p).toFixed(2);
@@ -113,7 +120,7 @@ rounds.forEach((r, i) => {
     `  service   request → place-call: p50 ${ms(service.total, 50)} ms, p90 ${ms(service.total, 90)} ms, p99 ${ms(service.total, 99)} ms, max ${ms(service.total, 100)} ms (n=${service.total.length}); ${(COUNT / service.elapsedSeconds).toFixed(0)} transfers/s, ${service.notAccepted} not accepted; request → 202 p50 ${ms(service.response, 50)} ms, p99 ${ms(service.response, 99)} ms`,
   );
   console.log(
-    `  yardstick request → act:        p50 ${ms(yardstick.total, 50)} ms, p90 ${ms(yardstick.total, 90)} ms, p99 ${ms(yardstick.total, 99)} ms, max ${ms(yardstick.total, 100)} ms`,
+    `  yardstick request → act:        p50 ${ms(yardstick.total, 50)} ms, p90 ${ms(yardstick.total, 90)} ms, p99 ${ms(yardstick.total, 99)} ms, max ${ms(yardstick.total, 100)} ms; inside it (HTTP request event → act): p50 ${ms(yardstick.inServer, 50)} ms, p99 ${ms(yardstick.inServer, 99)} ms`,
   );
   console.log(
     `  the service adds: p50 ${adds(r, 50).toFixed(2)} ms, p99 ${adds(r, 99).toFixed(2)} ms; inside the service (HTTP request event → place-call): p50 ${ms(service.inServer, 50)} ms, p99 ${ms(service.inServer, 99)} ms`,
@@ -154,7 +161,7 @@ function requests(count: number): { warmUp: Sent[]; measured: Sent[]; ticketIds:
   };
   const measured = Array.from({ length: count }, sent);
   return {
-    warmUp: Array.from({ length: 200 }, () => sent().sent),
+    warmUp: Array.from({ length: WARM_UP }, () => sent().sent),
     measured: measured.map((m) => m.sent),
     ticketIds: measured.map((m) => m.body.ticket.ticketId),
   };
@@ -177,7 +184,11 @@ async function hangUp(transferIds: readonly string[]): Promise<void> {
 }
 
 /** Runs one round from a fresh load generator process. */
-async function load(port: number, load: { warmUp: Sent[]; measured: Sent[] }): Promise<LoadResult> {
+async function load(
+  port: number,
+  load: { warmUp: Sent[]; measured: Sent[] },
+  onMeasuring: () => void = () => undefined,
+): Promise<LoadResult> {
   const order: LoadOrder = {
     port,
     apiKey: KEYS.agent,
@@ -190,7 +201,10 @@ async function load(port: number, load: { warmUp: Sent[]; measured: Sent[] }): P
     stdio: 'inherit',
   });
   return new Promise<LoadResult>((resolve, reject) => {
-    generator.once('message', (message) => resolve(message as LoadResult));
+    generator.on('message', (message: LoadResult | LoadPhase) => {
+      if ('measuring' in message) onMeasuring();
+      else resolve(message);
+    });
     generator.once('exit', (code) => reject(new Error(`the load generator exited with ${code}`)));
     generator.send(order);
   });
@@ -249,9 +263,7 @@ function watchCost(): { stop(): ServiceCost } {
  * reads the request, SETs its body in Redis on a connection set up as the service's, and "acts" (the
  * time is taken) when Redis answers, then answers 202.
  */
-async function startFloor(
-  redisUrl: string,
-): Promise<{
+async function startFloor(redisUrl: string): Promise<{
   port: number;
   actedAt: Map<string, bigint>;
   arrivedAt: Map<string, bigint>;

@@ -8,7 +8,7 @@ export interface LoadOrder {
   readonly port: number;
   readonly apiKey: string;
   readonly ratePerSecond: number;
-  /** Sent first, unmeasured: warms the JIT, the connection pool and Redis' scripts. */
+  /** Sent first at the same rate, unmeasured: warms the JIT, the connection pool and Redis' scripts. */
   readonly warmUp: readonly Sent[];
   readonly bodies: readonly Sent[];
 }
@@ -17,6 +17,11 @@ export interface LoadOrder {
 export interface Sent {
   readonly body: string;
   readonly idempotencyKey: string;
+}
+
+/** Sent to the parent when the warm-up is over and the measured requests start. */
+export interface LoadPhase {
+  readonly measuring: true;
 }
 
 export interface LoadResult {
@@ -61,25 +66,39 @@ async function run(order: LoadOrder): Promise<LoadResult> {
       req.end(body);
     });
 
-  await Promise.all(order.warmUp.map(post));
+  // The warm-up at the same rate, then the measured requests: the server meets the load it is
+  // measured under with its code already optimised for it.
+  await paced(order.warmUp, order.ratePerSecond, () => undefined);
+  process.send?.({ measuring: true } satisfies LoadPhase);
   const sent: { at: string; status: number; responseMs: number }[] = [];
-  const inFlight: Promise<void>[] = [];
   const started = process.hrtime.bigint();
-  for (let i = 0; i < order.bodies.length; i += 1) {
-    const due = started + BigInt(Math.round((i * 1e9) / order.ratePerSecond));
-    const waitMs = Number(due - process.hrtime.bigint()) / 1e6;
-    if (waitMs > 1) await new Promise((r) => setTimeout(r, waitMs));
-    const t0 = process.hrtime.bigint();
+  await paced(order.bodies, order.ratePerSecond, (t0, reply) => {
     const slot = { at: String(t0), status: 0, responseMs: 0 };
     sent.push(slot);
-    inFlight.push(
-      post(order.bodies[i]!).then((status) => {
-        slot.status = status;
-        slot.responseMs = Number(process.hrtime.bigint() - t0) / 1e6;
-      }),
-    );
-  }
-  await Promise.all(inFlight);
+    return reply.then((status) => {
+      slot.status = status;
+      slot.responseMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    });
+  });
   agent.destroy();
   return { sent, elapsedSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
+
+  /** Sends each request at its time; resolves when every reply is in. */
+  async function paced(
+    requests: readonly Sent[],
+    ratePerSecond: number,
+    track: (t0: bigint, reply: Promise<number>) => unknown,
+  ): Promise<void> {
+    const inFlight: unknown[] = [];
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < requests.length; i += 1) {
+      const due = start + BigInt(Math.round((i * 1e9) / ratePerSecond));
+      const waitMs = Number(due - process.hrtime.bigint()) / 1e6;
+      if (waitMs > 1) await new Promise((r) => setTimeout(r, waitMs));
+      const t0 = process.hrtime.bigint();
+      const reply = post(requests[i]!);
+      inFlight.push(track(t0, reply) ?? reply);
+    }
+    await Promise.all(inFlight);
+  }
 }

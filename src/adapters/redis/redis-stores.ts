@@ -96,7 +96,7 @@ return page
  * Live ids looked at per script call: a walk of thousands of live transfers is many short calls, so
  * the transfers' own commands are never held behind one long one.
  */
-const LIVE_IDS_PAGE = 200;
+const LIVE_IDS_PAGE = 100;
 
 export interface RedisTransferStoreOptions {
   readonly transferTtlSeconds: number;
