@@ -237,7 +237,7 @@ export interface TransferLease {
   /** Gives the lease up; false if this instance did not hold it. */
   release(transferId: string): Promise<boolean>;
   holder(transferId: string): Promise<string | null>;
-  /** Of these transfers, the ones nobody holds a lease on (their instance stopped): one round trip per 500. */
+  /** Of these transfers, the ones nobody holds a lease on (their instance stopped), asked a hundred at a time. */
   unheld(transferIds: readonly string[]): Promise<string[]>;
   /**
    * Renews every ttl/3 until stopped; calls onLost once if the lease is lost (taken over, or Redis
