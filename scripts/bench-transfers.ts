@@ -27,7 +27,7 @@ import type { LoadOrder, LoadPhase, LoadResult, Sent } from './transfer-load-gen
 
 const RATE_PER_SECOND = Number(process.env.BENCH_RATE ?? 200);
 const COUNT = Number(process.env.BENCH_COUNT ?? 2000);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** Requests sent before each round's, at its rate, unmeasured. */
 const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 1000);
 
@@ -48,6 +48,15 @@ h.app.server.prependListener('request', (req) => {
   const key = req.headers['idempotency-key'];
   if (typeof key === 'string') arrivedAt.set(key, process.hrtime.bigint());
 });
+// When each call was placed (by ticket), and which transfers a round placed: kept here, lean, rather
+// than in the test peer's log of whole commands, which would lengthen the service's collections.
+const placedAt = new Map<string, bigint>();
+const placed: string[] = [];
+h.callControl.keepsCommands = false;
+h.callControl.onPlaceCall = async (request) => {
+  placedAt.set(request.ticket.ticketId, process.hrtime.bigint());
+  placed.push(request.transferId);
+};
 const floor = await startFloor(redis.url);
 
 interface Latencies {
@@ -78,26 +87,20 @@ for (let round = 0; round < ROUNDS; round += 1) {
   const cost = (watch as { stop(): ServiceCost } | null)?.stop();
   if (!cost) throw new Error('the load generator never said the measured requests started');
   // The warm-up's transfers are placed too; only the measured ones are looked up.
-  const placedAt = new Map<string, bigint>();
-  const placed: string[] = [];
-  const keyOfTicket = new Map(
-    serviceLoad.ticketIds.map((ticketId, i) => [ticketId, serviceLoad.measured[i]!.idempotencyKey]),
-  );
-  for (const command of h.callControl.commands) {
-    if (command.type !== 'placeCall') continue;
-    placed.push(command.request.transferId);
-    const key = keyOfTicket.get(command.request.ticket.ticketId);
-    if (key !== undefined) placedAt.set(key, command.at);
-  }
+  const placedByKey = new Map<string, bigint>();
+  serviceLoad.ticketIds.forEach((ticketId, i) => {
+    const at = placedAt.get(ticketId);
+    if (at !== undefined) placedByKey.set(serviceLoad.measured[i]!.idempotencyKey, at);
+  });
   rounds.push({
-    service: latencies(serviceLoad, serviceResult, placedAt, arrivedAt),
+    service: latencies(serviceLoad, serviceResult, placedByKey, arrivedAt),
     floor: floorLatencies,
     cost,
   });
   // Every round starts from the same state: the round's calls end (the citizens hang up), unmeasured,
-  // and what the benchmark itself kept of the round is let go (the test peer's log of commands).
-  await hangUp(placed);
-  h.callControl.commands.splice(0);
+  // and what the benchmark itself kept of the round is let go.
+  await hangUp(placed.splice(0));
+  placedAt.clear();
   arrivedAt.clear();
   floor.actedAt.clear();
   floor.arrivedAt.clear();

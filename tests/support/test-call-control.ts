@@ -19,6 +19,12 @@ export type Answer = 'answer' | 'ring-only' | { fail: TargetFailure; cause: stri
 
 export class TestCallControl implements CallControl {
   readonly commands: Command[] = [];
+  /**
+   * Off in benchmarks: a switch does not keep what it was sent, and a log of thousands of commands
+   * (each with its placed call's ticket) would be copied by every young collection of the service it
+   * measures. onPlaceCall still runs.
+   */
+  keepsCommands = true;
   private readonly emitter = new EventEmitter().setMaxListeners(0);
   private state: SwitchStatus['state'] = 'connected';
   /** Per trunk name, how the far side answers; default answers. */
@@ -36,6 +42,10 @@ export class TestCallControl implements CallControl {
     private readonly desk = '12345',
   ) {}
 
+  private record(command: Command): void {
+    if (this.keepsCommands) this.commands.push(command);
+  }
+
   status(): SwitchStatus {
     return { switchId: this.switchId, kind: 'test-peer', desk: this.desk, state: this.state };
   }
@@ -50,7 +60,7 @@ export class TestCallControl implements CallControl {
   }
 
   async placeCall(request: PlaceCallRequest): Promise<void> {
-    this.commands.push({ type: 'placeCall', request, at: process.hrtime.bigint() });
+    this.record({ type: 'placeCall', request, at: process.hrtime.bigint() });
     if (this.onPlaceCall) await this.onPlaceCall(request);
     if (this.placeCallError) throw this.placeCallError;
     const answer = this.answers.get(request.target.trunk) ?? 'answer';
@@ -63,30 +73,30 @@ export class TestCallControl implements CallControl {
   }
 
   async bridgeToTarget(legs: { transferId: string; citizenLegId: string; targetLegId: string }): Promise<void> {
-    this.commands.push({ type: 'bridgeToTarget', ...legs });
+    this.record({ type: 'bridgeToTarget', ...legs });
     this.later(() => this.emit({ type: 'bridged', transferId: legs.transferId }));
   }
 
   async joinConference(legs: { transferId: string; targetLegId: string }): Promise<void> {
-    this.commands.push({ type: 'joinConference', transferId: legs.transferId, targetLegId: legs.targetLegId });
+    this.record({ type: 'joinConference', transferId: legs.transferId, targetLegId: legs.targetLegId });
     this.later(() => this.emit({ type: 'conference-joined', transferId: legs.transferId }));
   }
 
   async releaseAgent(legs: { transferId: string }): Promise<void> {
-    this.commands.push({ type: 'releaseAgent', transferId: legs.transferId });
+    this.record({ type: 'releaseAgent', transferId: legs.transferId });
     this.later(() => this.emit({ type: 'party-left', transferId: legs.transferId, party: 'agent', cause: 'NORMAL_CLEARING' }));
   }
 
   async hangUp(leg: { transferId: string; legId: string; cause: string }): Promise<void> {
-    this.commands.push({ type: 'hangUp', ...leg });
+    this.record({ type: 'hangUp', ...leg });
   }
 
   async returnToAgent(legs: { transferId: string; reason: string }): Promise<void> {
-    this.commands.push({ type: 'returnToAgent', transferId: legs.transferId, reason: legs.reason });
+    this.record({ type: 'returnToAgent', transferId: legs.transferId, reason: legs.reason });
   }
 
   async reconcile(transfers: readonly InFlightLegs[]): Promise<void> {
-    this.commands.push({ type: 'reconcile', transfers });
+    this.record({ type: 'reconcile', transfers });
   }
 
   /** Emits a switch event as the driver would. */
