@@ -20,8 +20,13 @@ import {
   type PerformanceEntry,
 } from 'node:perf_hooks';
 import { connectRedis } from '../src/adapters/redis/redis-connection.js';
-import { startHarness, transferBody, KEYS } from '../tests/support/harness.js';
-import { startRedis } from '../tests/support/redis-server.js';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { compose, DEFAULTS_PATH } from '../src/main.js';
+import { transferBody } from '../tests/support/harness.js';
+import { freePort, startRedis } from '../tests/support/redis-server.js';
+import { TestCallControl } from '../tests/support/test-call-control.js';
 import { machine, percentile } from './bench-report.js';
 import type { LoadOrder, LoadPhase, LoadResult, Sent } from './transfer-load-generator.js';
 
@@ -32,19 +37,24 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 1000);
 
 const redis = await startRedis();
-// As in production: info-level logs, one line per transition (to a sink that drops them), and a
-// lease per transfer with the default TTL.
-const h = await startHarness({
-  redisUrl: redis.url,
-  logs: 'discard',
-  feed: { statsIntervalMs: 1000 },
-  lease: { holderId: 'bench', ttlMs: 10_000, takeoverIntervalMs: 5_000 },
+// The service as main.ts composes it (routing policy with its nuisance lookup on Redis, call records
+// in memory, leases, the live feed), on Redis, with the default configuration, info-level logs to a
+// sink that drops them, and the test peer for the switch.
+const config = loadConfig({
+  defaultsPath: DEFAULTS_PATH,
+  env: { REDIS_URL: redis.url, PORT: String(await freePort()) },
 });
-await h.app.listen({ host: '127.0.0.1', port: 0 });
-const servicePort = portOf(h.app.server);
+const dropLogs = new Writable({ write: (_chunk, _encoding, done) => done() });
+const callControl = new TestCallControl();
+const service = await compose(config, createLogger(config.logLevel, dropLogs), { switches: [callControl] });
+const agent = config.auth.keys.find((k) => k.role === 'agent');
+if (!agent) throw new Error('the configuration has no agent key');
+const agentKey: string = agent.key;
+await service.app.listen({ host: '127.0.0.1', port: config.http.port });
+const servicePort = portOf(service.app.server);
 // When each request reached the service's HTTP server, before Fastify's own handler.
 const arrivedAt = new Map<string, bigint>();
-h.app.server.prependListener('request', (req) => {
+service.app.server.prependListener('request', (req) => {
   const key = req.headers['idempotency-key'];
   if (typeof key === 'string') arrivedAt.set(key, process.hrtime.bigint());
 });
@@ -52,8 +62,8 @@ h.app.server.prependListener('request', (req) => {
 // than in the test peer's log of whole commands, which would lengthen the service's collections.
 const placedAt = new Map<string, bigint>();
 const placed: string[] = [];
-h.callControl.keepsCommands = false;
-h.callControl.onPlaceCall = async (request) => {
+callControl.keepsCommands = false;
+callControl.onPlaceCall = async (request) => {
   placedAt.set(request.ticket.ticketId, process.hrtime.bigint());
   placed.push(request.transferId);
 };
@@ -141,7 +151,8 @@ console.log(
 );
 
 await floor.close();
-await h.close();
+await service.service.drain(5_000);
+await service.close();
 await redis.stop();
 
 // ---------------------------------------------------------------- helpers
@@ -159,7 +170,10 @@ function sum(values: number[]): number {
 /** A round's requests: warm-up (unmeasured) and measured ones, each with its own Idempotency-Key. */
 function requests(count: number): { warmUp: Sent[]; measured: Sent[]; ticketIds: string[] } {
   const sent = () => {
-    const body = transferBody();
+    // Callers differ, as they do: the routing policy counts each caller's calls.
+    const body = transferBody({
+      callerNumber: `139${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`,
+    });
     return { body, sent: { body: JSON.stringify(body), idempotencyKey: randomUUID() } };
   };
   const measured = Array.from({ length: count }, sent);
@@ -170,17 +184,16 @@ function requests(count: number): { warmUp: Sent[]; measured: Sent[]; ticketIds:
   };
 }
 
-/** The citizens of these bridged transfers hang up; resolves when none of them is live any more. */
+/** The citizens of these bridged transfers hang up; resolves when no transfer is live any more. */
 async function hangUp(transferIds: readonly string[]): Promise<void> {
   for (let start = 0; start < transferIds.length; start += 100) {
     for (const transferId of transferIds.slice(start, start + 100)) {
-      h.callControl.emit({ type: 'party-left', transferId, party: 'citizen', cause: 'NORMAL_CLEARING' });
+      callControl.emit({ type: 'party-left', transferId, party: 'citizen', cause: 'NORMAL_CLEARING' });
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  const ours = new Set(transferIds);
   const deadline = Date.now() + 30_000;
-  while ((await h.transfers.liveIds()).some((id) => ours.has(id))) {
+  while (service.service.liveCount > 0) {
     if (Date.now() > deadline) throw new Error("the benchmark's calls did not end within 30 s");
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
@@ -194,7 +207,7 @@ async function load(
 ): Promise<LoadResult> {
   const order: LoadOrder = {
     port,
-    apiKey: KEYS.agent,
+    apiKey: agentKey,
     ratePerSecond: RATE_PER_SECOND,
     warmUp: load.warmUp,
     bodies: load.measured,

@@ -2,6 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { createEslCallControls } from './adapters/freeswitch/config.js';
@@ -35,6 +36,8 @@ import { buildPolicyAdapters } from './policy/policy-adapters.js';
 import { LinkagePolicy, loadRoutingList, RoutingListError } from './policy/linkage-policy.js';
 
 const FEED_READ_BLOCK_MS = 1000;
+/** The defaults every setting starts from (environment variables and CONFIG_FILE override them). */
+export const DEFAULTS_PATH = fileURLToPath(new URL('../config/default.json', import.meta.url));
 const systemClock: Clock = { now: () => new Date() };
 const randomIds: IdSource = { uuid: () => randomUUID() };
 
@@ -131,31 +134,31 @@ function startSwitches(config: Config, logger: Logger, service: TransferService)
   return switches;
 }
 
-export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
-  let config: Readonly<Config>;
-  try {
-    config = loadConfig({ defaultsPath: fileURLToPath(new URL('../config/default.json', import.meta.url)), env });
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(78); // EX_CONFIG
-    }
-    throw err;
-  }
-  const logger = createLogger(config.logLevel);
-  if (config.auth.developmentKeys) logger.warn('using the development API keys from config/default.json');
+/** The whole service, built from its configuration. */
+export interface Composition {
+  readonly app: FastifyInstance;
+  readonly service: TransferService;
+  readonly switches: readonly CallControl[];
+  /** Closes the HTTP server, the service, the switches and the stores; call it after service.drain(). */
+  close(): Promise<void>;
+}
 
+/**
+ * Builds the service as it runs: stores, routing policy, call records, transfer service, switch drivers
+ * and the HTTP app (not yet listening). `switches` stands in for the drivers named in config: the
+ * benchmarks measure the service as deployed, with a test peer for the switch.
+ */
+export async function compose(
+  config: Readonly<Config>,
+  logger: Logger,
+  options: { switches?: readonly CallControl[] } = {},
+): Promise<Composition> {
+  // Read before any connection is opened: a bad list stops the service with its reason.
+  const routingList = loadRoutingList(
+    fileURLToPath(new URL(`../config/${config.policy.routingList}`, import.meta.url)),
+    Object.keys(config.desks),
+  );
   const stores = buildStores(config);
-  let routingList;
-  try {
-    routingList = loadRoutingList(fileURLToPath(new URL(`../config/${config.policy.routingList}`, import.meta.url)), Object.keys(config.desks));
-  } catch (err) {
-    if (err instanceof RoutingListError) {
-      process.stderr.write(`${err.message}\n`);
-      process.exit(78); // EX_CONFIG
-    }
-    throw err;
-  }
   const policyAdapters = await buildPolicyAdapters(config, logger, stores.redis);
   const policy = new LinkagePolicy({
     list: routingList,
@@ -188,8 +191,13 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     },
     ...(stores.lease ? { lease: stores.lease } : {}),
   });
-  const switches = startSwitches(config, logger, service);
-  if (switches.length === 0) logger.warn('no call-control driver is configured: transfers are refused with 503');
+  let switches: readonly CallControl[];
+  if (options.switches) {
+    for (const callControl of options.switches) service.attachSwitch(callControl);
+    switches = options.switches;
+  } else {
+    switches = startSwitches(config, logger, service);
+  }
 
   const app = await buildApp({
     service,
@@ -207,6 +215,49 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     },
     policy: policy.routes(service),
   });
+  return {
+    app,
+    service,
+    switches,
+    async close() {
+      await app.close();
+      await service.close();
+      await Promise.allSettled(switches.map((s) => s.close()));
+      // Records still waiting for their store get a few seconds more, then are given up (logged).
+      await policy.writer.close(5_000);
+      await policyAdapters.close();
+      await stores.bus.close();
+      await stores.close();
+    },
+  };
+}
+
+export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig({ defaultsPath: DEFAULTS_PATH, env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  if (config.auth.developmentKeys) logger.warn('using the development API keys from config/default.json');
+
+  let composition: Composition;
+  try {
+    composition = await compose(config, logger);
+  } catch (err) {
+    if (err instanceof RoutingListError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const { app, service, switches } = composition;
+  if (switches.length === 0) logger.warn('no call-control driver is configured: transfers are refused with 503');
   await app.listen({ host: config.http.host, port: config.http.port });
 
   let stopping = false;
@@ -216,14 +267,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env): Promise<void> 
     logger.info({ signal, live: service.liveCount }, 'shutting down: no new transfers, letting live ones finish');
     const { unfinished } = await service.drain(config.transfers.drainTimeoutSeconds * 1000);
     if (unfinished > 0) logger.warn({ unfinished }, 'drain deadline passed with transfers still live');
-    await app.close();
-    await service.close();
-    await Promise.allSettled(switches.map((s) => s.close()));
-    // Records still waiting for their store get a few seconds more, then are given up (logged).
-    await policy.writer.close(5_000);
-    await policyAdapters.close();
-    await stores.bus.close();
-    await stores.close();
+    await composition.close();
     logger.info('stopped');
     logger.flush();
     process.exit(0);
