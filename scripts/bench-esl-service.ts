@@ -1,14 +1,18 @@
 // Benchmark of the whole key-press path through the FreeSWITCH driver: POST /v1/transfers on a listening
-// server → the transfer service on a real Redis → the Event Socket driver → the originate command on the
-// transcript peer's socket (the peer in its own thread). Prints transfers per second and p50/p99 of
+// server → the transfer service as main.ts composes it, on a real Redis → the Event Socket driver → the
+// originate command on the transcript peer's socket (the peer in its own thread). Prints transfers per second and p50/p99 of
 //   key press → originate on the socket, and the driver's share of it (placeCall → on the socket).
 // Bounded in count and time; never asserts a time.
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { Worker } from 'node:worker_threads';
 import type { PlaceCallRequest } from '../src/ports.js';
-import { KEYS, startHarness, transferBody } from '../tests/support/harness.js';
-import { startRedis } from '../tests/support/redis-server.js';
+import { Writable } from 'node:stream';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/logger.js';
+import { compose, DEFAULTS_PATH } from '../src/main.js';
+import { transferBody } from '../tests/support/harness.js';
+import { freePort, startRedis } from '../tests/support/redis-server.js';
 import { machine, percentile } from './bench-report.js';
 import { eslBenchDriver } from './esl-bench-driver.js';
 
@@ -27,7 +31,6 @@ const peerPort = await new Promise<number>((resolve, reject) => {
 });
 
 const redis = await startRedis();
-const h = await startHarness({ redisUrl: redis.url, logs: 'discard', withSwitch: false });
 const driver = eslBenchDriver(peerPort, 'fs-bench');
 // The driver's share starts when the service hands it the call.
 const placeCallAt = new Map<string, bigint>(); // ticket id → placeCall() entered
@@ -36,11 +39,16 @@ driver.placeCall = (req: PlaceCallRequest) => {
   placeCallAt.set(req.ticket.ticketId, process.hrtime.bigint());
   return placeCall(req);
 };
-h.service.attachSwitch(driver);
+// The service as main.ts composes it (routing policy, call records, leases, feed), with this driver.
+const config = loadConfig({ defaultsPath: DEFAULTS_PATH, env: { REDIS_URL: redis.url, PORT: String(await freePort()) } });
+const agentKey = config.auth.keys.find((k) => k.role === 'agent')?.key ?? '';
+const service = await compose(config, createLogger(config.logLevel, new Writable({ write: (_c, _e, done) => done() })), {
+  switches: [driver],
+});
 driver.start();
 await driver.ready();
-await h.app.listen({ host: '127.0.0.1', port: 0 });
-const address = h.app.server.address();
+await service.app.listen({ host: '127.0.0.1', port: config.http.port });
+const address = service.app.server.address();
 if (typeof address !== 'object' || address === null) throw new Error('no address');
 const { port } = address;
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -58,7 +66,7 @@ function press(): { ticketId: string; sent: Promise<number> } {
         method: 'POST',
         path: '/v1/transfers',
         agent,
-        headers: { authorization: `Bearer ${KEYS.agent}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
+        headers: { authorization: `Bearer ${agentKey}`, 'content-type': 'application/json', 'idempotency-key': randomUUID() },
       },
       (res) => {
         res.resume();
@@ -105,8 +113,8 @@ console.log(`key press → originate on the socket: p50 ${percentile(total, 50).
 console.log(`  of which the driver (placeCall → on the socket): p50 ${percentile(driverShare, 50).toFixed(2)} ms, p99 ${percentile(driverShare, 99).toFixed(2)} ms`);
 
 agent.destroy();
-await h.close();
-await driver.close();
+await service.service.drain(5_000);
+await service.close(); // closes the driver too
 await redis.stop();
 peerThread.postMessage({ type: 'close' });
 await new Promise((resolve) => peerThread.once('exit', resolve));
