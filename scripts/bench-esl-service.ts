@@ -42,13 +42,13 @@ driver.placeCall = (req: PlaceCallRequest) => {
 // The service as main.ts composes it (routing policy, call records, leases, feed), with this driver.
 const config = loadConfig({ defaultsPath: DEFAULTS_PATH, env: { REDIS_URL: redis.url, PORT: String(await freePort()) } });
 const agentKey = config.auth.keys.find((k) => k.role === 'agent')?.key ?? '';
-const service = await compose(config, createLogger(config.logLevel, new Writable({ write: (_c, _e, done) => done() })), {
+const composed = await compose(config, createLogger(config.logLevel, new Writable({ write: (_c, _e, done) => done() })), {
   switches: [driver],
 });
 driver.start();
 await driver.ready();
-await service.app.listen({ host: '127.0.0.1', port: config.http.port });
-const address = service.app.server.address();
+await composed.app.listen({ host: '127.0.0.1', port: config.http.port });
+const address = composed.app.server.address();
 if (typeof address !== 'object' || address === null) throw new Error('no address');
 const { port } = address;
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -113,8 +113,8 @@ console.log(`key press → originate on the socket: p50 ${percentile(total, 50).
 console.log(`  of which the driver (placeCall → on the socket): p50 ${percentile(driverShare, 50).toFixed(2)} ms, p99 ${percentile(driverShare, 99).toFixed(2)} ms`);
 
 agent.destroy();
-await service.service.drain(5_000);
-await service.close(); // closes the driver too
+await composed.service.drain(5_000);
+await composed.close(); // closes the driver too
 await redis.stop();
 peerThread.postMessage({ type: 'close' });
 await new Promise((resolve) => peerThread.once('exit', resolve));

@@ -19,8 +19,8 @@ import {
   performance,
   type PerformanceEntry,
 } from 'node:perf_hooks';
-import { connectRedis } from '../src/adapters/redis/redis-connection.js';
 import { Writable } from 'node:stream';
+import { connectRedis } from '../src/adapters/redis/redis-connection.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { compose, DEFAULTS_PATH } from '../src/main.js';
@@ -46,15 +46,15 @@ const config = loadConfig({
 });
 const dropLogs = new Writable({ write: (_chunk, _encoding, done) => done() });
 const callControl = new TestCallControl();
-const service = await compose(config, createLogger(config.logLevel, dropLogs), { switches: [callControl] });
+const composed = await compose(config, createLogger(config.logLevel, dropLogs), { switches: [callControl] });
 const agent = config.auth.keys.find((k) => k.role === 'agent');
 if (!agent) throw new Error('the configuration has no agent key');
 const agentKey: string = agent.key;
-await service.app.listen({ host: '127.0.0.1', port: config.http.port });
-const servicePort = portOf(service.app.server);
+await composed.app.listen({ host: '127.0.0.1', port: config.http.port });
+const servicePort = portOf(composed.app.server);
 // When each request reached the service's HTTP server, before Fastify's own handler.
 const arrivedAt = new Map<string, bigint>();
-service.app.server.prependListener('request', (req) => {
+composed.app.server.prependListener('request', (req) => {
   const key = req.headers['idempotency-key'];
   if (typeof key === 'string') arrivedAt.set(key, process.hrtime.bigint());
 });
@@ -151,8 +151,8 @@ console.log(
 );
 
 await floor.close();
-await service.service.drain(5_000);
-await service.close();
+await composed.service.drain(5_000);
+await composed.close();
 await redis.stop();
 
 // ---------------------------------------------------------------- helpers
@@ -193,7 +193,7 @@ async function hangUp(transferIds: readonly string[]): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
   const deadline = Date.now() + 30_000;
-  while (service.service.liveCount > 0) {
+  while (composed.service.liveCount > 0) {
     if (Date.now() > deadline) throw new Error("the benchmark's calls did not end within 30 s");
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
