@@ -146,7 +146,8 @@ export interface Composition {
 /**
  * Builds the service as it runs: stores, routing policy, call records, transfer service, switch drivers
  * and the HTTP app (not yet listening). `switches` stands in for the drivers named in config: the
- * benchmarks measure the service as deployed, with a test peer for the switch.
+ * benchmarks measure the service as deployed, with a test peer for the switch. Those are attached as
+ * given; starting them is the caller's part, as the configured ones are started here.
  */
 export async function compose(
   config: Readonly<Config>,
