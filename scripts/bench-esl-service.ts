@@ -7,13 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'node:http';
 import { Worker } from 'node:worker_threads';
 import type { PlaceCallRequest } from '../src/ports.js';
-import { Writable } from 'node:stream';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
-import { compose, DEFAULTS_PATH } from '../src/main.js';
 import { transferBody } from '../tests/support/harness.js';
-import { freePort, startRedis } from '../tests/support/redis-server.js';
+import { startRedis } from '../tests/support/redis-server.js';
 import { machine, percentile } from './bench-report.js';
+import { composedService } from './composed-service.js';
 import { eslBenchDriver } from './esl-bench-driver.js';
 
 const RATE = Number(process.env.BENCH_RATE ?? 200);
@@ -39,18 +36,11 @@ driver.placeCall = (req: PlaceCallRequest) => {
   placeCallAt.set(req.ticket.ticketId, process.hrtime.bigint());
   return placeCall(req);
 };
-// The service as main.ts composes it (routing policy, call records, leases, feed), with this driver.
-const config = loadConfig({ defaultsPath: DEFAULTS_PATH, env: { REDIS_URL: redis.url, PORT: String(await freePort()) } });
-const agentKey = config.auth.keys.find((k) => k.role === 'agent')?.key ?? '';
-const composed = await compose(config, createLogger(config.logLevel, new Writable({ write: (_c, _e, done) => done() })), {
-  switches: [driver],
-});
+// The service as main.ts composes it, with this driver as its switch.
+const { composed, port, agentKey } = await composedService(redis.url, [driver]);
 driver.start();
 await driver.ready();
-await composed.app.listen({ host: '127.0.0.1', port: config.http.port });
-const address = composed.app.server.address();
-if (typeof address !== 'object' || address === null) throw new Error('no address');
-const { port } = address;
+await composed.app.listen({ host: '127.0.0.1', port });
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
 function press(): { ticketId: string; sent: Promise<number> } {

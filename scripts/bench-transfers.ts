@@ -19,15 +19,12 @@ import {
   performance,
   type PerformanceEntry,
 } from 'node:perf_hooks';
-import { Writable } from 'node:stream';
 import { connectRedis } from '../src/adapters/redis/redis-connection.js';
-import { loadConfig } from '../src/config.js';
-import { createLogger } from '../src/logger.js';
-import { compose, DEFAULTS_PATH } from '../src/main.js';
 import { transferBody } from '../tests/support/harness.js';
-import { freePort, startRedis } from '../tests/support/redis-server.js';
+import { startRedis } from '../tests/support/redis-server.js';
 import { TestCallControl } from '../tests/support/test-call-control.js';
 import { machine, percentile } from './bench-report.js';
+import { composedService } from './composed-service.js';
 import type { LoadOrder, LoadPhase, LoadResult, Sent } from './transfer-load-generator.js';
 
 const RATE_PER_SECOND = Number(process.env.BENCH_RATE ?? 200);
@@ -37,21 +34,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 1000);
 
 const redis = await startRedis();
-// The service as main.ts composes it (routing policy with its nuisance lookup on Redis, call records
-// in memory, leases, the live feed), on Redis, with the default configuration, info-level logs to a
-// sink that drops them, and the test peer for the switch.
-const config = loadConfig({
-  defaultsPath: DEFAULTS_PATH,
-  env: { REDIS_URL: redis.url, PORT: String(await freePort()) },
-});
-const dropLogs = new Writable({ write: (_chunk, _encoding, done) => done() });
 const callControl = new TestCallControl();
-const composed = await compose(config, createLogger(config.logLevel, dropLogs), { switches: [callControl] });
-const agent = config.auth.keys.find((k) => k.role === 'agent');
-if (!agent) throw new Error('the configuration has no agent key');
-const agentKey: string = agent.key;
-await composed.app.listen({ host: '127.0.0.1', port: config.http.port });
-const servicePort = portOf(composed.app.server);
+const { composed, port: servicePort, agentKey } = await composedService(redis.url, [callControl]);
+await composed.app.listen({ host: '127.0.0.1', port: servicePort });
 // When each request reached the service's HTTP server, before Fastify's own handler.
 const arrivedAt = new Map<string, bigint>();
 composed.app.server.prependListener('request', (req) => {
