@@ -10,17 +10,21 @@ import { transferBody } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { TestCallControl } from '../support/test-call-control.js';
 
-const AGENT = { authorization: 'Bearer dev-agent-key-change-me' };
-const SUPERVISOR = { authorization: 'Bearer dev-supervisor-key-change-me' };
-
 describe.each(['memory', 'redis'] as const)('compose() on the %s store', (store) => {
   let redis: RedisServer | null = null;
   let composed: Composition;
+  let AGENT: { authorization: string };
+  let SUPERVISOR: { authorization: string };
   const callControl = new TestCallControl();
 
   beforeAll(async () => {
     redis = store === 'redis' ? await startRedis() : null;
     const config = loadConfig({ defaultsPath: DEFAULTS_PATH, env: redis ? { REDIS_URL: redis.url } : {} });
+    const keyOf = (role: string) => ({
+      authorization: `Bearer ${config.auth.keys.find((k) => k.role === role)?.key}`,
+    });
+    AGENT = keyOf('agent');
+    SUPERVISOR = keyOf('supervisor');
     const logs = new Writable({ write: (_chunk, _encoding, done) => done() });
     composed = await compose(config, createLogger('info', logs), { switches: [callControl] });
   });
