@@ -26,8 +26,19 @@ export interface TransferRouting {
   readonly danger: boolean;
   readonly harassment: HarassmentKind | null;
   readonly redirect: { readonly via: 'hotline' | 'utility'; readonly id: string; readonly action: RedirectAction } | null;
-  /** The caller's number is flagged as a nuisance, or calls often; null when the lookup failed. */
-  readonly nuisance: { readonly flagged: HarassmentKind | null; readonly recentCalls: number; readonly repeated: boolean } | null;
+  /**
+   * The nuisance mark: null until the lookup answers (it runs beside the call, never before it), and
+   * stays null when the lookup failed.
+   */
+  readonly nuisance: NuisanceMark | null;
+}
+
+/** The caller's number is flagged as a nuisance, or calls often. */
+export interface NuisanceMark {
+  readonly flagged: HarassmentKind | null;
+  /** Transfers of this number within the repeat window, this one included. */
+  readonly recentCalls: number;
+  readonly repeated: boolean;
 }
 
 /** The same, as a schema: how the API shows it. It holds no number, only the nuisance mark. */

@@ -18,7 +18,7 @@ export type TransitionResult =
 type Change = {
   state: TransferState;
   effects?: TransferEffect[];
-  patch?: Partial<Pick<Transfer, 'stubDeferred' | 'trunkIndex' | 'targetLegId' | 'failure' | 'endedBy'>>;
+  patch?: Partial<Pick<Transfer, 'stubDeferred' | 'trunkIndex' | 'targetLegId' | 'failure' | 'endedBy' | 'routing'>>;
 };
 
 export function transition(transfer: Transfer, event: TransferEvent, now: string): TransitionResult {
@@ -120,6 +120,11 @@ function decide(t: Transfer, event: TransferEvent): Change | string {
         return { state: 'cancelled', effects };
       }
       return 'only a transfer that has not been answered can be cancelled';
+
+    case 'nuisance-checked':
+      if (t.routing === undefined) return 'no routing check was made for this transfer';
+      if (t.routing.nuisance !== null) return 'the nuisance mark is set once';
+      return { state: t.state, patch: { routing: { ...t.routing, nuisance: event.nuisance } } };
   }
 }
 

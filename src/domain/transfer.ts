@@ -1,7 +1,7 @@
 // A transfer: one key press that moves a live call to another desk (一键携号转接) or opens a three-way call.
 import { z } from 'zod';
 import type { CallerId } from './phone-number.js';
-import type { TransferRouting } from './routing-decision.js';
+import type { NuisanceMark, TransferRouting } from './routing-decision.js';
 import type { DeskId } from './ticket-stub.js';
 
 export const TransferModeSchema = z.enum(['blind', 'three-way']);
@@ -98,7 +98,9 @@ export type TransferEvent =
   | { readonly type: 'bridged' }
   | { readonly type: 'conference-joined' }
   | { readonly type: 'party-left'; readonly party: Party; readonly cause: string }
-  | { readonly type: 'cancel-requested' };
+  | { readonly type: 'cancel-requested' }
+  /** The nuisance lookup answered: the mark joins the routing decision; the call is not touched. */
+  | { readonly type: 'nuisance-checked'; readonly nuisance: NuisanceMark };
 export type TransferEventType = TransferEvent['type'];
 export const TRANSFER_EVENT_TYPES: readonly TransferEventType[] = [
   'stub-stored',
@@ -111,6 +113,7 @@ export const TRANSFER_EVENT_TYPES: readonly TransferEventType[] = [
   'conference-joined',
   'party-left',
   'cancel-requested',
+  'nuisance-checked',
 ];
 
 /** What the shell must do after a transition, in order. */

@@ -133,7 +133,8 @@ export class LinkageMetrics {
       case 'transfer': {
         const { transfer, record } = event;
         const direction = `${transfer.direction.from}-${transfer.direction.to}`;
-        if (record.to === 'answered') {
+        // Entering answered, not staying there (the agent hanging up, the nuisance mark).
+        if (record.to === 'answered' && record.from !== 'answered') {
           this.answerSeconds.observe(
             { direction, priority: transfer.priority },
             Math.max(0, (Date.parse(record.at) - Date.parse(transfer.createdAt)) / 1000),

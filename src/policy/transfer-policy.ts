@@ -1,8 +1,9 @@
-// The routing check the transfer service calls before it stores the stub: looks the caller's number up
-// in the nuisance list, counts the call, then applies the pure routing decision. A failing nuisance
-// store never blocks a transfer: the mark is left unknown and the decision goes on.
+// The routing check the transfer service calls before it stores the stub (the pure routing decision),
+// and the nuisance lookup it starts once the transfer is stored: it counts the call and reads the
+// number's flag. The mark never changes where the call goes, so the call does not wait for it; a
+// failing nuisance store never blocks a transfer: the mark is left unknown.
 import type { Logger } from 'pino';
-import { decideRouting, type TransferRouting } from '../domain/routing-decision.js';
+import { decideRouting, type NuisanceMark } from '../domain/routing-decision.js';
 import type { RoutingList } from '../domain/routing-list.js';
 import { AppError } from '../errors.js';
 import type { Clock } from '../ports.js';
@@ -29,7 +30,7 @@ export interface RoutingPolicyDeps {
 export class RoutingPolicy implements TransferPolicy {
   constructor(private readonly deps: RoutingPolicyDeps) {}
 
-  async decide(request: TransferRequest): Promise<PolicyDecision> {
+  decide(request: TransferRequest): PolicyDecision {
     const verdict = decideRouting(this.deps.list, {
       from: request.from,
       to: request.to,
@@ -41,12 +42,14 @@ export class RoutingPolicy implements TransferPolicy {
       unlisted: this.deps.settings.unlistedCategories,
     });
     if (!verdict.ok) throw new AppError(verdict.code, verdict.message, verdict.details);
-    const nuisance = await this.nuisanceOf(request);
-    const routing: TransferRouting = { ...verdict.routing, nuisance };
-    return { to: verdict.to, priority: verdict.emergency ? 'emergency' : request.priority, routing };
+    return {
+      to: verdict.to,
+      priority: verdict.emergency ? 'emergency' : request.priority,
+      routing: { ...verdict.routing, nuisance: null },
+    };
   }
 
-  private async nuisanceOf(request: TransferRequest): Promise<TransferRouting['nuisance']> {
+  async nuisanceMark(request: TransferRequest): Promise<NuisanceMark | null> {
     const hash = this.deps.hasher.hash(request.callerNumber);
     if (hash === null) return { flagged: null, recentCalls: 0, repeated: false };
     const now = this.deps.clock.now();

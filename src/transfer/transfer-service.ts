@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { maskNumber } from '../domain/phone-number.js';
 import { TicketStubSchema, type DeskId, type TicketStub } from '../domain/ticket-stub.js';
+import type { NuisanceMark } from '../domain/routing-decision.js';
 import { isSettled, isTerminal, TARGET_FAILURES, type TargetFailure, type Transfer, type TransferEffect, type TransferEvent } from '../domain/transfer.js';
 import { transition } from '../domain/transfer-state.js';
 import { AppError } from '../errors.js';
@@ -45,12 +46,19 @@ export interface TransferServiceSettings {
 export interface PolicyDecision {
   readonly to: DeskId;
   readonly priority: Transfer['priority'];
+  /** Its nuisance mark is null: the mark is looked up once the transfer is stored (`nuisanceMark`). */
   readonly routing: NonNullable<Transfer['routing']>;
 }
 
-/** The routing check (src/policy). Throws an AppError to refuse; never throws for an emergency. */
+/** The routing check (src/policy). */
 export interface TransferPolicy {
-  decide(request: TransferRequest): Promise<PolicyDecision>;
+  /** Throws an AppError to refuse; never throws for an emergency. Decided here, with no I/O. */
+  decide(request: TransferRequest): PolicyDecision;
+  /**
+   * Counts this transfer of the caller's number and reads its nuisance flag; null when the lookup
+   * failed. Never rejects. It changes nothing about where the call goes, so it runs beside the call.
+   */
+  nuisanceMark(request: TransferRequest): Promise<NuisanceMark | null>;
 }
 
 export interface TransferServiceDeps {
@@ -91,6 +99,8 @@ export class TransferService {
   private readonly liveByCall = new Map<string, Set<string>>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly answerGuards = new Map<string, NodeJS.Timeout>();
+  /** Nuisance lookups started for transfers driven here whose mark is not applied yet. */
+  private readonly pendingMarks = new Map<string, Promise<NuisanceMark | null>>();
   /** One child logger per live transfer, made once: pino's child() is not free on the hot path. */
   private readonly loggers = new Map<string, Logger>();
   /** Stops renewing each held lease. */
@@ -174,7 +184,7 @@ export class TransferService {
       }
     }
     // The routing check comes first: it may send the call elsewhere (danger → 110) or refuse it.
-    const decision = this.deps.policy ? await this.deps.policy.decide(asked) : null;
+    const decision = this.deps.policy?.decide(asked) ?? null;
     const request: TransferRequest = decision ? { ...asked, to: decision.to, priority: decision.priority } : asked;
 
     const from = this.deps.desks[request.from];
@@ -277,7 +287,7 @@ export class TransferService {
     }
 
     // 2. Signalling, inside this call, so the answer says whether the switch took the command.
-    const after = await this.enqueue(dialling.id, async () => {
+    const placed = this.enqueue(dialling.id, async () => {
       try {
         await this.placeCall(callControl, dialling, opening.trunk);
         return this.live.get(dialling.id) ?? null;
@@ -286,7 +296,29 @@ export class TransferService {
         return refused.attemptOver ? refused.after : null;
       }
     });
-    return { transfer: after ?? dialling, replay: false };
+    // 3. The nuisance mark, looked up only now: it never changes where the call goes, so the call does
+    //    not wait for its round trip, and only a transfer that was stored counts as a call.
+    const marked = this.markNuisance(dialling.id, request);
+    const after = await placed;
+    // The answer carries the mark when the store took the transfer; with the store down, not a second wait.
+    const latest = dialling.stubDeferred ? null : await marked;
+    return { transfer: latest ?? after ?? dialling, replay: false };
+  }
+
+  /** Starts the nuisance lookup and queues its mark behind the transfer's earlier work. */
+  private markNuisance(transferId: string, request: TransferRequest): Promise<Transfer | null> {
+    if (!this.deps.policy) return Promise.resolve(null);
+    this.pendingMarks.set(transferId, this.deps.policy.nuisanceMark(request));
+    return this.enqueue(transferId, () => this.applyPendingMark(transferId));
+  }
+
+  /** Applies the transfer's nuisance mark once its lookup answers; the transfer as it is then. */
+  private async applyPendingMark(transferId: string): Promise<Transfer | null> {
+    const lookup = this.pendingMarks.get(transferId);
+    this.pendingMarks.delete(transferId);
+    const nuisance = lookup === undefined ? null : await lookup;
+    if (nuisance === null) return this.live.get(transferId) ?? null;
+    return this.applyNow(transferId, { type: 'nuisance-checked', nuisance });
   }
 
   /**
@@ -534,6 +566,12 @@ export class TransferService {
       return null;
     }
     const result = transition(current, event, this.now());
+    if (result.ok && isTerminal(result.transfer.state) && this.pendingMarks.has(transferId)) {
+      // A transfer ends with its nuisance mark, so that its call record keeps it: the lookup is one
+      // Redis round trip, and a failure (the switch refusing the call at once) is rarely faster.
+      await this.applyPendingMark(transferId);
+      return this.applyNow(transferId, event, options);
+    }
     if (!result.ok) {
       this.logFor(current).warn({ state: result.state, event: result.event, reason: result.reason }, 'transition refused');
       if (options.refuseWith) throw new AppError(options.refuseWith, result.reason, { state: result.state });
@@ -699,6 +737,7 @@ export class TransferService {
   /** This instance stops driving the transfer; its lease is given up when it ended here. */
   private finish(transferId: string, options: { release: boolean }): void {
     this.clearGuard(transferId);
+    this.pendingMarks.delete(transferId);
     const transfer = this.live.get(transferId);
     if (transfer) {
       const key = callKey(transfer.citizenLeg.switchId, transfer.citizenLeg.legId);

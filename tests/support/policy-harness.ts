@@ -59,6 +59,8 @@ export async function startPolicyHarness(
     unlisted?: 'allow' | 'refuse';
     feedbackDeadlineHours?: number;
     desksByKey?: Record<string, string[]>;
+    /** The nuisance store, in place of the one the harness builds. */
+    nuisance?: NuisanceStore;
   } = {},
 ): Promise<PolicyHarness> {
   const rawLogs: string[] = [];
@@ -102,6 +104,7 @@ export async function startPolicyHarness(
     transfers = new MemoryTransferStore(tickets, bus);
     nuisance = new MemoryNuisanceStore();
   }
+  nuisance = options.nuisance ?? nuisance;
   const records = options.records ?? new MemoryCallRecords();
   const policy = new LinkagePolicy({
     list: loadRoutingList(GUILIN_LIST, Object.keys(POLICY_DESKS)),

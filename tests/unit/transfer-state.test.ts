@@ -1,6 +1,7 @@
 // The whole table: every state × every event, for both modes. A pair marked "refused" must be refused
 // with a reason, never silently accepted.
 import { describe, expect, it } from 'vitest';
+import type { TransferRouting } from '../../src/domain/routing-decision.js';
 import { transition } from '../../src/domain/transfer-state.js';
 import {
   isSettled,
@@ -13,6 +14,20 @@ import {
 } from '../../src/domain/transfer.js';
 
 const NOW = '2026-11-23T08:00:00.000Z';
+
+/** The routing check's decision as a transfer is stored with it: its nuisance lookup has not answered. */
+const ROUTING: TransferRouting = {
+  basis: 'list',
+  requestedTo: '110',
+  categoryCode: '1.02',
+  categoryName: null,
+  listedOwner: '110',
+  overrideReason: null,
+  danger: false,
+  harassment: null,
+  redirect: null,
+  nuisance: null,
+};
 
 function transferIn(state: TransferState, mode: TransferMode, overrides: Partial<Transfer> = {}): Transfer {
   const dialled = !['requested', 'stub-stored'].includes(state);
@@ -36,6 +51,7 @@ function transferIn(state: TransferState, mode: TransferMode, overrides: Partial
     version: 3,
     createdAt: NOW,
     updatedAt: NOW,
+    routing: ROUTING,
     ...overrides,
   };
 }
@@ -54,6 +70,7 @@ const EVENTS: Record<string, TransferEvent> = {
   'agent left': { type: 'party-left', party: 'agent', cause: 'NORMAL_CLEARING' },
   'target left': { type: 'party-left', party: 'target', cause: 'NORMAL_CLEARING' },
   'cancel-requested': { type: 'cancel-requested' },
+  'nuisance-checked': { type: 'nuisance-checked', nuisance: { flagged: 'threatening', recentCalls: 3, repeated: true } },
 };
 
 type Expected = 'refused' | readonly [TransferState, ...string[]];
@@ -75,6 +92,7 @@ const BLIND: Record<TransferState, Record<keyof typeof EVENTS, Expected>> = {
     'agent left': ['cancelled'],
     'target left': R,
     'cancel-requested': ['cancelled'],
+    'nuisance-checked': ['requested'],
   },
   'stub-stored': {
     'stub-stored': R,
@@ -90,6 +108,7 @@ const BLIND: Record<TransferState, Record<keyof typeof EVENTS, Expected>> = {
     'agent left': ['cancelled'],
     'target left': R,
     'cancel-requested': ['cancelled'],
+    'nuisance-checked': ['stub-stored'],
   },
   dialing: {
     'stub-stored': R,
@@ -105,6 +124,7 @@ const BLIND: Record<TransferState, Record<keyof typeof EVENTS, Expected>> = {
     'agent left': ['dialing'],
     'target left': R,
     'cancel-requested': ['cancelled', 'hang-up-target', 'return-to-agent'],
+    'nuisance-checked': ['dialing'],
   },
   ringing: {
     'stub-stored': R,
@@ -120,6 +140,7 @@ const BLIND: Record<TransferState, Record<keyof typeof EVENTS, Expected>> = {
     'agent left': ['ringing'],
     'target left': R,
     'cancel-requested': ['cancelled', 'hang-up-target', 'return-to-agent'],
+    'nuisance-checked': ['ringing'],
   },
   answered: {
     'stub-stored': R,
@@ -135,6 +156,7 @@ const BLIND: Record<TransferState, Record<keyof typeof EVENTS, Expected>> = {
     'agent left': ['answered'],
     'target left': ['failed', 'hang-up-target', 'return-to-agent'],
     'cancel-requested': R,
+    'nuisance-checked': ['answered'],
   },
   bridged: {
     'stub-stored': R,
@@ -150,6 +172,7 @@ const BLIND: Record<TransferState, Record<keyof typeof EVENTS, Expected>> = {
     'agent left': ['bridged'],
     'target left': ['completed'],
     'cancel-requested': R,
+    'nuisance-checked': ['bridged'],
   },
   conferenced: {
     'stub-stored': R,
@@ -165,6 +188,7 @@ const BLIND: Record<TransferState, Record<keyof typeof EVENTS, Expected>> = {
     'agent left': ['bridged'],
     'target left': ['completed'],
     'cancel-requested': R,
+    'nuisance-checked': ['conferenced'],
   },
   completed: allRefused(),
   cancelled: allRefused(),
@@ -260,6 +284,30 @@ describe('the citizen is never left alone', () => {
       { type: 'hang-up-target', targetLegId: 'leg-1' },
       { type: 'return-to-agent', reason: 'cancelled' },
     ]);
+  });
+});
+
+describe('the nuisance mark', () => {
+  const mark = { flagged: null, recentCalls: 1, repeated: false } as const;
+
+  it('joins the routing decision and leaves the call as it is', () => {
+    const before = transferIn('ringing', 'blind');
+    const result = transition(before, { type: 'nuisance-checked', nuisance: mark }, NOW);
+    expect(result.ok && result.transfer).toEqual({ ...before, routing: { ...ROUTING, nuisance: mark }, version: before.version + 1 });
+    expect(result.ok && result.effects).toEqual([]);
+  });
+
+  it('is set once', () => {
+    const marked = transferIn('dialing', 'blind', { routing: { ...ROUTING, nuisance: mark } });
+    const again = transition(marked, { type: 'nuisance-checked', nuisance: { ...mark, recentCalls: 2 } }, NOW);
+    expect(again.ok).toBe(false);
+    expect(!again.ok && again.reason).toMatch(/once/);
+  });
+
+  it('is refused for a transfer that had no routing check', () => {
+    const unchecked = transferIn('dialing', 'blind', { routing: undefined });
+    const result = transition(unchecked, { type: 'nuisance-checked', nuisance: mark }, NOW);
+    expect(!result.ok && result.reason).toMatch(/no routing check/);
   });
 });
 
