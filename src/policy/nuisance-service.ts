@@ -69,9 +69,7 @@ export class NuisanceService {
     const hash = this.deps.hasher.hash(callerNumber);
     if (hash === null) return { masked: 'withheld', flag: null, recentCalls: 0, windowSeconds: this.deps.settings.repeatWindowSeconds, repeated: false };
     const now = this.deps.clock.now();
-    const [flag, recentCalls] = await this.guard(() =>
-      Promise.all([this.deps.store.get(hash, now), this.deps.store.countCall(hash, now, this.deps.settings.repeatWindowSeconds)]),
-    );
+    const { flag, recentCalls } = await this.guard(() => this.deps.store.countCall(hash, now, this.deps.settings.repeatWindowSeconds));
     return this.standing(callerNumber, flag, recentCalls);
   }
 

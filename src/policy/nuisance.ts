@@ -18,6 +18,12 @@ export interface NuisanceFlag {
   readonly expiresAt: string;
 }
 
+/** A number's flag and its calls within the window. */
+export interface CallStanding {
+  readonly flag: NuisanceFlag | null;
+  readonly recentCalls: number;
+}
+
 export interface NuisanceStore {
   /** Sets or replaces the flag; it disappears at expiresAt. */
   flag(flag: NuisanceFlag): Promise<void>;
@@ -25,8 +31,11 @@ export interface NuisanceStore {
   get(numberHash: string, now: Date): Promise<NuisanceFlag | null>;
   /** Flags not yet expired, most recent first, at most limit. */
   list(now: Date, limit: number): Promise<NuisanceFlag[]>;
-  /** Counts one call and returns the calls within the window, this one included. */
-  countCall(numberHash: string, at: Date, windowSeconds: number): Promise<number>;
+  /**
+   * Counts one call and returns the number's flag and its calls within the window, this one included:
+   * one step (in Redis one script, one round trip), as every transfer of a number takes it.
+   */
+  countCall(numberHash: string, at: Date, windowSeconds: number): Promise<CallStanding>;
   recentCalls(numberHash: string, at: Date, windowSeconds: number): Promise<number>;
 }
 

@@ -55,10 +55,7 @@ export class RoutingPolicy implements TransferPolicy {
     const now = this.deps.clock.now();
     const { repeatWindowSeconds, repeatThreshold } = this.deps.settings;
     try {
-      const [flag, recentCalls] = await Promise.all([
-        this.deps.nuisance.get(hash, now),
-        this.deps.nuisance.countCall(hash, now, repeatWindowSeconds),
-      ]);
+      const { flag, recentCalls } = await this.deps.nuisance.countCall(hash, now, repeatWindowSeconds);
       return { flagged: flag?.kind ?? null, recentCalls, repeated: recentCalls >= repeatThreshold };
     } catch (err) {
       this.deps.logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'nuisance lookup failed; transfer goes on unmarked');

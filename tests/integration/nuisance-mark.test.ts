@@ -3,7 +3,7 @@
 // with it, and only a stored transfer counts as a call of the number.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryNuisanceStore } from '../../src/adapters/memory/memory-nuisance-store.js';
-import type { NuisanceFlag } from '../../src/policy/nuisance.js';
+import type { CallStanding } from '../../src/policy/nuisance.js';
 import { auth, transferBody } from '../support/harness.js';
 import { startPolicyHarness, type PolicyHarness } from '../support/policy-harness.js';
 
@@ -22,14 +22,8 @@ class HeldNuisanceStore extends MemoryNuisanceStore {
     this.open();
   }
 
-  override async get(numberHash: string, now: Date): Promise<NuisanceFlag | null> {
+  override async countCall(numberHash: string, at: Date, windowSeconds: number): Promise<CallStanding> {
     this.lookups += 1;
-    await this.gate;
-    if (this.failing) throw new Error('connection reset');
-    return super.get(numberHash, now);
-  }
-
-  override async countCall(numberHash: string, at: Date, windowSeconds: number): Promise<number> {
     await this.gate;
     if (this.failing) throw new Error('connection reset');
     return super.countCall(numberHash, at, windowSeconds);

@@ -73,11 +73,24 @@ describe.each(nuisanceAdapters)('NuisanceStore contract (%s)', (_name, make) => 
   it('counts calls per number within the window only', async () => {
     const store = make();
     const at = (s: number) => new Date(t0.getTime() + s * 1000);
-    expect(await store.countCall('h3', at(0), 60)).toBe(1);
-    expect(await store.countCall('h3', at(10), 60)).toBe(2);
-    expect(await store.countCall('h4', at(10), 60)).toBe(1);
-    expect(await store.countCall('h3', at(65), 60)).toBe(2); // the first call left the window
+    expect(await store.countCall('h3', at(0), 60)).toEqual({ flag: null, recentCalls: 1 });
+    expect((await store.countCall('h3', at(10), 60)).recentCalls).toBe(2);
+    expect((await store.countCall('h4', at(10), 60)).recentCalls).toBe(1);
+    expect((await store.countCall('h3', at(65), 60)).recentCalls).toBe(2); // the first call left the window
     expect(await store.recentCalls('h3', at(200), 60)).toBe(0);
+  });
+
+  it("counts a call and answers with the number's flag, until the flag expires", async () => {
+    const store = make();
+    const expiresAt = new Date(Date.now() + 300);
+    await store.flag(flag({ numberHash: 'h5', kind: 'threatening', expiresAt: expiresAt.toISOString() }));
+    expect(await store.countCall('h5', new Date(), 60)).toEqual({
+      flag: expect.objectContaining({ numberHash: 'h5', kind: 'threatening', masked: '138****8000' }),
+      recentCalls: 1,
+    });
+    expect(await store.countCall('h5', expiresAt, 60)).toEqual({ flag: null, recentCalls: 2 });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await store.countCall('h5', new Date(), 60)).toEqual({ flag: null, recentCalls: 3 });
   });
 });
 

@@ -1,4 +1,4 @@
-import { CALLS_PER_NUMBER_CAP, type NuisanceFlag, type NuisanceStore } from '../../policy/nuisance.js';
+import { CALLS_PER_NUMBER_CAP, type CallStanding, type NuisanceFlag, type NuisanceStore } from '../../policy/nuisance.js';
 
 /** Nuisance flags and call counts for the embedded single-instance mode. */
 export class MemoryNuisanceStore implements NuisanceStore {
@@ -28,12 +28,12 @@ export class MemoryNuisanceStore implements NuisanceStore {
     return [...this.flags.values()].sort((a, b) => b.flaggedAt.localeCompare(a.flaggedAt)).slice(0, limit);
   }
 
-  async countCall(numberHash: string, at: Date, windowSeconds: number): Promise<number> {
+  async countCall(numberHash: string, at: Date, windowSeconds: number): Promise<CallStanding> {
     const kept = this.window(numberHash, at, windowSeconds);
     kept.push(at.getTime());
     if (kept.length > CALLS_PER_NUMBER_CAP) kept.splice(0, kept.length - CALLS_PER_NUMBER_CAP);
     this.calls.set(numberHash, kept);
-    return kept.length;
+    return { flag: await this.get(numberHash, at), recentCalls: kept.length };
   }
 
   async recentCalls(numberHash: string, at: Date, windowSeconds: number): Promise<number> {

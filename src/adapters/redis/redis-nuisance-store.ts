@@ -1,15 +1,38 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { CALLS_PER_NUMBER_CAP, type NuisanceFlag, type NuisanceStore } from '../../policy/nuisance.js';
+import { CALLS_PER_NUMBER_CAP, type CallStanding, type NuisanceFlag, type NuisanceStore } from '../../policy/nuisance.js';
 import type { PolicyRedisKeys } from './keys.js';
+
+/**
+ * Counts a call and reads the flag in one script. KEYS: the number's calls (zset), its flag.
+ * ARGV: the call's time in ms, the window's start in ms (exclusive), a unique member, the cap, the
+ * window in seconds (the zset's expiry). Returns { calls in the window, the flag's JSON or false }.
+ */
+const COUNT_CALL = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[4]) - 1)
+local calls = redis.call('ZCARD', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return { calls, redis.call('GET', KEYS[2]) }
+`;
+
+interface NuisanceScripts {
+  hotlineCountCall(calls: string, flag: string, at: string, since: string, member: string, cap: string, windowSeconds: string): Promise<[number, string | null]>;
+}
 
 /** Nuisance flags (string with PX to expiry, listed in a zset by expiry) and call counts (zset per number). */
 export class RedisNuisanceStore implements NuisanceStore {
+  private readonly scripts: NuisanceScripts;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: PolicyRedisKeys,
     private readonly listCap = 10_000,
-  ) {}
+  ) {
+    if (!('hotlineCountCall' in redis)) redis.defineCommand('hotlineCountCall', { numberOfKeys: 2, lua: COUNT_CALL });
+    this.scripts = redis as unknown as NuisanceScripts;
+  }
 
   async flag(flag: NuisanceFlag): Promise<void> {
     const ttlMs = Math.max(1, Date.parse(flag.expiresAt) - Date.now());
@@ -32,10 +55,7 @@ export class RedisNuisanceStore implements NuisanceStore {
   }
 
   async get(numberHash: string, now: Date): Promise<NuisanceFlag | null> {
-    const raw = await this.redis.get(this.keys.nuisanceFlag(numberHash));
-    if (raw === null) return null;
-    const flag = JSON.parse(raw) as NuisanceFlag;
-    return Date.parse(flag.expiresAt) <= now.getTime() ? null : flag;
+    return unexpired(await this.redis.get(this.keys.nuisanceFlag(numberHash)), now);
   }
 
   async list(now: Date, limit: number): Promise<NuisanceFlag[]> {
@@ -51,22 +71,28 @@ export class RedisNuisanceStore implements NuisanceStore {
       .slice(0, limit);
   }
 
-  async countCall(numberHash: string, at: Date, windowSeconds: number): Promise<number> {
-    const key = this.keys.nuisanceCalls(numberHash);
-    const results = await this.redis
-      .multi()
-      .zremrangebyscore(key, '-inf', String(at.getTime() - windowSeconds * 1000))
-      .zadd(key, String(at.getTime()), `${at.getTime()}:${randomUUID().slice(0, 8)}`)
-      .zremrangebyrank(key, '0', String(-CALLS_PER_NUMBER_CAP - 1))
-      .zcard(key)
-      .expire(key, windowSeconds)
-      .exec();
-    const card = results?.[3];
-    if (!card || card[0]) throw card?.[0] ?? new Error('redis transaction aborted');
-    return Number(card[1]);
+  async countCall(numberHash: string, at: Date, windowSeconds: number): Promise<CallStanding> {
+    const ms = at.getTime();
+    const [recentCalls, raw] = await this.scripts.hotlineCountCall(
+      this.keys.nuisanceCalls(numberHash),
+      this.keys.nuisanceFlag(numberHash),
+      String(ms),
+      String(ms - windowSeconds * 1000),
+      `${ms}:${randomUUID().slice(0, 8)}`,
+      String(CALLS_PER_NUMBER_CAP),
+      String(windowSeconds),
+    );
+    return { flag: unexpired(raw, at), recentCalls };
   }
 
   async recentCalls(numberHash: string, at: Date, windowSeconds: number): Promise<number> {
     return this.redis.zcount(this.keys.nuisanceCalls(numberHash), `(${at.getTime() - windowSeconds * 1000}`, '+inf');
   }
+}
+
+/** A stored flag, unless it expired: Redis drops it by its PX, this covers the millisecond between. */
+function unexpired(raw: string | null, now: Date): NuisanceFlag | null {
+  if (raw === null) return null;
+  const flag = JSON.parse(raw) as NuisanceFlag;
+  return Date.parse(flag.expiresAt) <= now.getTime() ? null : flag;
 }
