@@ -288,6 +288,9 @@ async function startFloor(redisUrl: string): Promise<{
       );
     });
   });
+  // Idle keep-alive connections are kept as long as Fastify keeps the service's (72 s): with Node's
+  // 5 s, the client could reuse a connection just as the server closed it (ECONNRESET).
+  server.keepAliveTimeout = 72_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: portOf(server),
