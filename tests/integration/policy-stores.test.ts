@@ -127,6 +127,21 @@ const recordAdapters: [string, () => CallRecordStore][] = [
   ['postgres', () => postgres],
 ];
 
+describe('call records in memory', () => {
+  it('keeps at most its cap, dropping the oldest records with their transitions', async () => {
+    const store = new MemoryCallRecords(3);
+    const bases = [1, 2, 3, 4, 5].map((i) => transfer({ createdAt: secs(i), updatedAt: secs(i) }));
+    for (const base of bases) await play(store, base, [['requested', 'created', 0], ['dialing', 'dial-started', 1]]);
+    const kept = await Promise.all(bases.map(async (b) => (await store.get(b.id))?.transitions.length ?? null));
+    expect(kept).toEqual([null, null, 2, 2, 2]);
+    // A later transition of a kept record does not make it newer than it is.
+    await store.recordTransition({ ...bases[2]!, state: 'ringing', version: 3 }, { transferId: bases[2]!.id, at: secs(9), from: 'dialing', to: 'ringing', event: 'target-ringing', version: 3 });
+    await play(store, transfer({ createdAt: secs(6), updatedAt: secs(6) }), [['requested', 'created', 0]]);
+    expect(await store.get(bases[2]!.id)).toBeNull();
+    expect(await store.get(bases[3]!.id)).not.toBeNull();
+  });
+});
+
 describe.each(recordAdapters)('CallRecordStore contract (%s)', (_name, make) => {
   it('keeps every transition with its time, the outcome, the time to connect and the trunk fallbacks', async () => {
     const store = make();
