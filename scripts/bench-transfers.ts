@@ -62,6 +62,7 @@ interface Latencies {
   readonly response: number[];
   readonly notAccepted: number;
   readonly elapsedSeconds: number;
+  readonly timerLateMs: readonly number[];
 }
 
 interface ServiceCost {
@@ -126,8 +127,15 @@ rounds.forEach((r, i) => {
   console.log(
     `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms)`,
   );
+  console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}`);
 });
 const median = (values: number[]) => percentile(values, 50).toFixed(2);
+
+/** The load generator's timer lateness: how often a process that wants a core waits for one. */
+function lateness(lateMs: readonly number[]): string {
+  const late = (ms: number) => lateMs.filter((x) => x > ms).length;
+  return `the load generator's send timers (${lateMs.length}) woke more than 2 ms late ${late(2)} times, more than 5 ms ${late(5)} times (p99 ${percentile(lateMs, 99).toFixed(2)} ms, max ${Math.max(0, ...lateMs).toFixed(1)} ms)`;
+}
 console.log(
   `median of the rounds: service p99 ${median(rounds.map((r) => percentile(r.service.total, 99)))} ms, yardstick p99 ${median(rounds.map((r) => percentile(r.floor.total, 99)))} ms; the service adds p50 ${median(rounds.map((r) => adds(r, 50)))} ms, p99 ${median(rounds.map((r) => adds(r, 99)))} ms (target at 200/s: at most 2 ms at p99); inside the service p99 ${median(rounds.map((r) => percentile(r.service.inServer, 99)))} ms`,
 );
@@ -231,7 +239,7 @@ function latencies(
     const came = arrived.get(key);
     if (came !== undefined) inServer.push(Number(acted - came) / 1e6);
   });
-  return { total, inServer, response, notAccepted, elapsedSeconds: result.elapsedSeconds };
+  return { total, inServer, response, notAccepted, elapsedSeconds: result.elapsedSeconds, timerLateMs: result.timerLateMs };
 }
 
 /** The service's CPU, event-loop use and collector pauses (which stop the event loop) over a round. */

@@ -28,6 +28,12 @@ export interface LoadResult {
   /** Per body, in order: when it was sent (hrtime, ns, as text), the status and the response time. */
   readonly sent: readonly { readonly at: string; readonly status: number; readonly responseMs: number }[];
   readonly elapsedSeconds: number;
+  /**
+   * How late this process's own send timers woke, in ms, over the measured requests: it does almost
+   * nothing between sends, so lateness here is the machine's (a process waiting for a core), not
+   * the service's, and the same delays fall on the service and Redis.
+   */
+  readonly timerLateMs: readonly number[];
 }
 
 process.once('message', (order: LoadOrder) => {
@@ -70,11 +76,12 @@ async function run(order: LoadOrder): Promise<LoadResult> {
 
   // The warm-up at the same rate, then the measured requests: the server meets the load it is
   // measured under with its code already optimised for it.
-  await paced(order.warmUp, order.ratePerSecond, () => undefined);
+  await paced(order.warmUp, order.ratePerSecond, [], () => undefined);
   process.send?.({ measuring: true } satisfies LoadPhase);
   const sent: { at: string; status: number; responseMs: number }[] = [];
+  const timerLateMs: number[] = [];
   const started = process.hrtime.bigint();
-  await paced(order.bodies, order.ratePerSecond, (t0, reply) => {
+  await paced(order.bodies, order.ratePerSecond, timerLateMs, (t0, reply) => {
     const slot = { at: String(t0), status: 0, responseMs: 0 };
     sent.push(slot);
     return reply.then((status) => {
@@ -83,12 +90,13 @@ async function run(order: LoadOrder): Promise<LoadResult> {
     });
   });
   agent.destroy();
-  return { sent, elapsedSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
+  return { sent, elapsedSeconds: Number(process.hrtime.bigint() - started) / 1e9, timerLateMs };
 
   /** Sends each request at its time; resolves when every reply is in. */
   async function paced(
     requests: readonly Sent[],
     ratePerSecond: number,
+    timerLateMs: number[],
     track: (t0: bigint, reply: Promise<number>) => unknown,
   ): Promise<void> {
     const inFlight: unknown[] = [];
@@ -98,6 +106,8 @@ async function run(order: LoadOrder): Promise<LoadResult> {
       const waitMs = Number(due - process.hrtime.bigint()) / 1e6;
       if (waitMs > 1) await new Promise((r) => setTimeout(r, waitMs));
       const t0 = process.hrtime.bigint();
+      // A timer fires on the next whole millisecond at best: up to 1 ms late is the timer, not the machine.
+      if (waitMs > 1) timerLateMs.push(Math.max(0, Number(t0 - due) / 1e6));
       const reply = post(requests[i]!);
       inFlight.push(track(t0, reply) ?? reply);
     }
