@@ -7,6 +7,21 @@ import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+/**
+ * Servers this process started and has not stopped: killed when it exits, however it exits (a failed
+ * benchmark, a test file that never reached its teardown), so no redis-server outlives its starter.
+ */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+function track(child: ChildProcess): ChildProcess {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
 export interface RedisServer {
   readonly url: string;
   readonly port: number;
@@ -50,12 +65,12 @@ export async function startRedis(): Promise<RedisServer> {
   let child: ChildProcess | null = null;
 
   const launch = async () => {
-    child = spawn(
+    child = track(spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes',
         '--appendfsync', 'everysec', '--protected-mode', 'yes'],
       { stdio: 'ignore' },
-    );
+    ));
     child.on('error', (err) => {
       throw new Error(`cannot start redis-server (is it installed?): ${err.message}`);
     });
@@ -93,7 +108,7 @@ export async function startSentinel(masterPort: number): Promise<{ port: number;
   const dir = mkdtempSync(join(tmpdir(), 'hl-sentinel-'));
   const conf = join(dir, 'sentinel.conf');
   writeFileSync(conf, `port ${port}\nbind 127.0.0.1\ndir ${dir}\nsentinel monitor mymaster 127.0.0.1 ${masterPort} 1\n`);
-  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  const child = track(spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' }));
   await waitForPort(port);
   return {
     port,
