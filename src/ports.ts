@@ -230,7 +230,10 @@ export interface EventBus {
 export interface TransferLease {
   /** The instance this lease object acts for. */
   readonly holderId: string;
-  /** Takes the lease if nobody holds it. */
+  /**
+   * Takes the lease if nobody holds it, or if this instance already does: an earlier attempt whose reply
+   * was lost may have taken it. Callers take it only for transfers they do not drive.
+   */
   acquire(transferId: string): Promise<boolean>;
   /** Extends the lease; false if this instance no longer holds it (it must stop acting). */
   renew(transferId: string): Promise<boolean>;

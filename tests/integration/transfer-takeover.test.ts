@@ -116,10 +116,12 @@ describe('when the store stored a press but its answer was lost', () => {
   it('the retried press takes the stored transfer on at once and settles it from the switch', async () => {
     const proxy = await startProxy(redis.port);
     // The takeover round is a minute away: only the retry can take the transfer on within this test.
+    // The lease lives 10 s (the default): the first attempt's lease, taken in the same round trip as its
+    // write, still stands when the retry comes, and is this instance's own.
     const h = await startHarness({
       redisUrl: `redis://127.0.0.1:${proxy.port}`,
       feedReaderUrl: redis.url,
-      lease: { holderId: 'svc-e', ttlMs: 400, takeoverIntervalMs: 60_000 },
+      lease: { holderId: 'svc-e', ttlMs: 10_000, takeoverIntervalMs: 60_000 },
     });
     try {
       const body = transferBody();

@@ -1,8 +1,8 @@
 // Which service instance drives a transfer. With several instances on one FreeSWITCH every instance
 // sees every event, so exactly one of them may act on a transfer: the holder of its lease. The lease is
-// a Redis key with a time to live, taken with SET NX PX, renewed and released only by its holder (a Lua
-// compare-and-set, so an instance that paused past its TTL cannot renew or delete a lease another
-// instance has since taken). When the holder dies the key expires; another instance takes the lease
+// a Redis key with a time to live, taken when nobody (or this instance) holds it, renewed and released
+// only by its holder (a Lua compare-and-set, so an instance that paused past its TTL cannot renew or
+// delete a lease another instance has since taken). When the holder dies the key expires; another instance takes the lease
 // and settles the transfer from the switch's channel state (CallControl.reconcile).
 //
 // Key: <prefix><transferId> (default "hl:lease:transfer:<transferId>"), value: the holder's instance
@@ -17,6 +17,13 @@ export interface RedisTransferLeaseOptions {
   readonly keyPrefix?: string;
 }
 
+// Takes a lease nobody holds, or one this instance already holds (a write whose reply was lost took it).
+const ACQUIRE = `
+local holder = redis.call('GET', KEYS[1])
+if holder == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+`;
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
 // Renews many leases in one call: one round trip per renewal round, not one per live transfer.
@@ -41,6 +48,7 @@ return unheld
 const RENEW_CHUNK = 100;
 
 interface LeaseScripts {
+  hotlineAcquireLease(key: string, holder: string, ttlMs: string): Promise<number>;
   hotlineRenewLease(key: string, holder: string, ttlMs: string): Promise<number>;
   hotlineReleaseLease(key: string, holder: string): Promise<number>;
   hotlineRenewLeases(numberOfKeys: number, ...keysThenArgs: string[]): Promise<number[]>;
@@ -72,6 +80,7 @@ export class RedisTransferLease implements TransferLease {
     this.ttlMs = options.ttlMs;
     this.prefix = options.keyPrefix ?? 'hl:lease:transfer:';
     if (!('hotlineRenewLeases' in redis)) {
+      redis.defineCommand('hotlineAcquireLease', { numberOfKeys: 1, lua: ACQUIRE });
       redis.defineCommand('hotlineRenewLease', { numberOfKeys: 1, lua: RENEW });
       redis.defineCommand('hotlineReleaseLease', { numberOfKeys: 1, lua: RELEASE });
       redis.defineCommand('hotlineRenewLeases', { lua: RENEW_MANY });
@@ -85,8 +94,7 @@ export class RedisTransferLease implements TransferLease {
   }
 
   async acquire(transferId: string): Promise<boolean> {
-    const reply = await this.redis.set(this.key(transferId), this.holderId, 'PX', this.ttlMs, 'NX');
-    return reply === 'OK';
+    return (await this.scripts.hotlineAcquireLease(this.key(transferId), this.holderId, String(this.ttlMs))) === 1;
   }
 
   async renew(transferId: string): Promise<boolean> {

@@ -69,6 +69,18 @@ describe('the transfer lease in a real Redis', () => {
     expect(await b.holder(id)).toBe('svc-b');
   });
 
+  it('its holder may take a lease again (an attempt whose reply was lost took it), with a fresh TTL; nobody else may', async () => {
+    const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 300 });
+    const b = new RedisTransferLease(redisB, { holderId: 'svc-b', ttlMs: 300 });
+    const id = randomUUID();
+    expect(await a.acquire(id)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await a.acquire(id)).toBe(true);
+    await new Promise((r) => setTimeout(r, 200)); // past the first TTL, within the second
+    expect(await b.acquire(id)).toBe(false);
+    expect(await b.holder(id)).toBe('svc-a');
+  });
+
   it('keep() renews while held, and reports the loss once when another instance holds it', async () => {
     const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 300 });
     const id = randomUUID();
