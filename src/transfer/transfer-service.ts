@@ -287,15 +287,7 @@ export class TransferService {
     }
 
     // 2. Signalling, inside this call, so the answer says whether the switch took the command.
-    const placed = this.enqueue(dialling.id, async () => {
-      try {
-        await this.placeCall(callControl, dialling, opening.trunk);
-        return this.live.get(dialling.id) ?? null;
-      } catch (err) {
-        const refused = await this.switchRefused(dialling, 'place-call', err);
-        return refused.attemptOver ? refused.after : null;
-      }
-    });
+    const placed = this.placeFirstCall(callControl, dialling, opening.trunk);
     // 3. The nuisance mark, looked up only now: it never changes where the call goes, so the call does
     //    not wait for its round trip, and only a transfer that was stored counts as a call.
     const marked = this.markNuisance(dialling.id, request);
@@ -303,6 +295,19 @@ export class TransferService {
     // The answer carries the mark when the store took the transfer; with the store down, not a second wait.
     const latest = dialling.stubDeferred ? null : await marked;
     return { transfer: latest ?? after ?? dialling, replay: false };
+  }
+
+  /** Queues the transfer's first call; the transfer once the switch took (or refused) the command. */
+  private placeFirstCall(callControl: CallControl, dialling: Transfer, trunk: string): Promise<Transfer | null> {
+    return this.enqueue(dialling.id, async () => {
+      try {
+        await this.placeCall(callControl, dialling, trunk);
+        return this.live.get(dialling.id) ?? null;
+      } catch (err) {
+        const refused = await this.switchRefused(dialling, 'place-call', err);
+        return refused.attemptOver ? refused.after : null;
+      }
+    });
   }
 
   /** Starts the nuisance lookup and queues its mark behind the transfer's earlier work. */
@@ -374,11 +379,28 @@ export class TransferService {
       !isTerminal(existing.state) &&
       !this.live.has(transferId) &&
       (existing.state === 'requested' || this.switches.has(existing.citizenLeg.switchId));
+    const { lease } = this.deps;
+    const heldHere = drivable && lease !== undefined && (await lease.holder(transferId).catch(() => null)) === lease.holderId;
     if (!drivable || !(await this.takeLease(transferId, 'leave it'))) return { transfer: existing, replay: true };
+    // A lease this process holds is taken again (see acquire): another retry here may have taken the
+    // transfer on meanwhile. From this check to drive() nothing waits, so only one of them drives it.
+    const takenMeanwhile = this.live.get(transferId);
+    if (takenMeanwhile) return { transfer: takenMeanwhile, replay: true };
     if (existing.state === 'requested') {
       this.drive(existing);
       const resumed = await this.enqueue(transferId, () => this.applyNow(transferId, { type: 'stub-stored', deferred: false }));
       return { transfer: resumed ?? existing, replay: true };
+    }
+    // This process took the lease in the round trip whose reply it lost, and has not driven the transfer
+    // since (its lease id is its own, per process): nobody placed the call. It goes out now, on the leg
+    // stored for it. (Without that proof, a stored leg may be a placed call: the switch is asked.)
+    const callControl = this.switches.get(existing.citizenLeg.switchId);
+    const trunk = existing.target.trunks[existing.trunkIndex];
+    if (heldHere && callControl && trunk !== undefined && isOpeningOnly(existing)) {
+      this.drive(existing);
+      this.logFor(existing).info({}, 'the retried press places the call its first attempt stored');
+      const after = await this.placeFirstCall(callControl, existing, trunk);
+      return { transfer: after ?? existing, replay: true };
     }
     await this.adopt([existing]);
     return { transfer: this.live.get(transferId) ?? existing, replay: true };
@@ -448,7 +470,8 @@ export class TransferService {
    */
   private async adopt(transfers: readonly Transfer[]): Promise<void> {
     const bySwitch = new Map<string, Transfer[]>();
-    for (const transfer of transfers) {
+    // One this process took on meanwhile (a retried press) is driven already.
+    for (const transfer of transfers.filter((t) => !this.live.has(t.id))) {
       this.drive(transfer);
       this.logFor(transfer).warn({ state: transfer.state }, 'took over a transfer whose instance stopped driving it');
       if ((transfer.state === 'dialing' || transfer.state === 'ringing') && transfer.targetLegId !== null) {
@@ -909,6 +932,11 @@ function toTransferEvent(event: CallControlEvent): TransferEvent {
     case 'party-left':
       return { type: 'party-left', party: event.party, cause: event.cause };
   }
+}
+
+/** The transfer as the atomic create stores it (created, stub stored, first trunk dialled), and no further. */
+function isOpeningOnly(t: Transfer): boolean {
+  return t.state === 'dialing' && t.version === 3 && t.trunkIndex === 0 && t.targetLegId !== null;
 }
 
 function recordOf(current: Transfer, next: Transfer, event: TransferEvent): TransitionRecord {

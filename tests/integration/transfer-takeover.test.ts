@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTransferLease } from '../../src/adapters/redis/transfer-lease.js';
-import { auth, startHarness, transferBody } from '../support/harness.js';
+import { auth, startHarness, transferBody, type Harness } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
-import { startProxy } from '../support/tcp-proxy.js';
+import { startProxy, type Proxy } from '../support/tcp-proxy.js';
 import { anOpening, aTransfer } from '../support/transfer-fixture.js';
 
 let redis: RedisServer;
@@ -113,7 +113,24 @@ describe('looking for orphans', () => {
 });
 
 describe('when the store stored a press but its answer was lost', () => {
-  it('the retried press takes the stored transfer on at once and settles it from the switch', async () => {
+  type Press = () => Promise<{ statusCode: number; json: () => { error: { code: string } } }>;
+
+  /** The first press: its one write reaches Redis, the reply is lost, then the link fails and comes back. */
+  async function lostReply(h: Harness, proxy: Proxy, press: Press) {
+    proxy.loseReplies();
+    const first = await press();
+    expect(first.statusCode).toBe(503);
+    expect(first.json().error.code).toBe('store_unavailable');
+    expect(h.callControl.commands).toEqual([]); // nothing was signalled on a write it could not confirm
+    // The link fails: the client sees its connection drop, then reconnects.
+    proxy.cut();
+    const ready = async () => (await h.app.inject({ url: '/health/ready' })).statusCode;
+    await expect.poll(ready).toBe(503);
+    proxy.restore();
+    await expect.poll(ready, { timeout: 5000 }).toBe(200);
+  }
+
+  it('the retried press on the same instance places the call the first attempt stored, on its leg', async () => {
     const proxy = await startProxy(redis.port);
     // The takeover round is a minute away: only the retry can take the transfer on within this test.
     // The lease lives 10 s (the default): the first attempt's lease, taken in the same round trip as its
@@ -127,45 +144,79 @@ describe('when the store stored a press but its answer was lost', () => {
       const body = transferBody();
       const press = () =>
         h.app.inject({ method: 'POST', url: '/v1/transfers', headers: { ...auth('agent'), 'idempotency-key': 'press-lost-1' }, payload: body });
+      await lostReply(h, proxy, press);
 
-      proxy.loseReplies();
-      const first = await press();
-      expect(first.statusCode).toBe(503);
-      expect(first.json().error.code).toBe('store_unavailable');
-      expect(h.callControl.commands).toEqual([]); // nothing was signalled on a write it could not confirm
-
-      // The link fails: the client sees its connection drop, then reconnects.
-      proxy.cut();
-      const ready = async () => (await h.app.inject({ url: '/health/ready' })).statusCode;
-      await expect.poll(ready).toBe(503);
-      proxy.restore();
-      await expect.poll(ready, { timeout: 5000 }).toBe(200);
-
-      const retry = await press();
+      // The agent presses twice more at once: both are the same transfer, and one call goes out.
+      const [retry, twin] = await Promise.all([press(), press()]);
       expect(retry.statusCode, retry.body).toBe(202);
       expect(retry.json().replay).toBe(true);
+      const { id } = retry.json().transfer as { id: string };
+      expect(twin.json()).toMatchObject({ replay: true, transfer: { id } });
+      const placed = h.callControl.commands.filter((c) => c.type === 'placeCall');
+      expect(placed).toHaveLength(1);
+      // The leg the first attempt stored (the one an instance taking over would look for) is the one dialled.
+      const [call] = placed;
+      const dialStarted = (await h.service.auditTrail(id)).find((r) => r.event === 'dial-started');
+      expect(dialStarted?.version).toBe(3);
+      const { targetLegId } = await h.service.get(id);
+      expect(call?.type === 'placeCall' && call.request).toMatchObject({ transferId: id, legId: targetLegId, target: { trunk: 'sw110' } });
+      expect(h.callControl.commands.some((c) => c.type === 'reconcile')).toBe(false);
+      await expect.poll(async () => (await h.service.get(id)).state).toBe('bridged');
+      const again = await press();
+      expect(again.json()).toMatchObject({ replay: true, transfer: { id, state: 'bridged' } });
+      expect(h.callControl.commands.filter((c) => c.type === 'placeCall')).toHaveLength(1);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
+  it('another instance retrying it cannot know whether the call went out: it asks the switch and settles from it', async () => {
+    const proxy = await startProxy(redis.port);
+    const first = await startHarness({
+      redisUrl: `redis://127.0.0.1:${proxy.port}`,
+      feedReaderUrl: redis.url,
+      lease: { holderId: 'svc-f', ttlMs: 400, takeoverIntervalMs: 60_000 },
+    });
+    const second = await startHarness({
+      redisUrl: redis.url,
+      namespace: first.namespace!,
+      lease: { holderId: 'svc-g', ttlMs: 400, takeoverIntervalMs: 60_000 },
+    });
+    try {
+      const body = transferBody();
+      const pressOn = (h: Harness) => () =>
+        h.app.inject({ method: 'POST', url: '/v1/transfers', headers: { ...auth('agent'), 'idempotency-key': 'press-lost-2' }, payload: body });
+      await lostReply(first, proxy, pressOn(first));
+      await new Promise((r) => setTimeout(r, 500)); // the first attempt's lease lapses
+
+      const retry = await pressOn(second)();
+      expect(retry.statusCode, retry.body).toBe(202);
       const stored = retry.json().transfer as { id: string; state: string };
       expect(stored.state).toBe('dialing'); // the first attempt's one write got through
-      const legId = (await h.service.get(stored.id)).targetLegId;
+      const legId = (await second.service.get(stored.id)).targetLegId;
       expect(legId).toEqual(expect.any(String));
-      const reconcile = h.callControl.commands.find((c) => c.type === 'reconcile');
+      expect(second.callControl.commands.filter((c) => c.type === 'placeCall')).toEqual([]);
+      const reconcile = second.callControl.commands.find((c) => c.type === 'reconcile');
       expect(reconcile?.type === 'reconcile' && reconcile.transfers).toEqual([
         expect.objectContaining({ transferId: stored.id, state: 'dialing', targetLegId: legId }),
       ]);
 
       // The switch never had that leg (the call was not placed): its driver reports it gone.
-      h.callControl.emit({
+      second.callControl.emit({
         type: 'target-failed',
         transferId: stored.id,
         legId: legId!,
         failure: 'switch-error',
         cause: 'CHANNEL_GONE_WHILE_DISCONNECTED',
       });
-      await expect.poll(async () => (await h.service.get(stored.id)).state).toBe('failed');
-      await expect.poll(() => h.callControl.commandsFor(stored.id).map((c) => c.type)).toEqual(['returnToAgent']);
+      await expect.poll(async () => (await second.service.get(stored.id)).state).toBe('failed');
+      await expect.poll(() => second.callControl.commandsFor(stored.id).map((c) => c.type)).toEqual(['returnToAgent']);
     } finally {
-      await h.close();
+      await second.close();
+      await first.close();
       await proxy.close();
     }
   });
 });
+
