@@ -25,7 +25,9 @@ describe('the Redis Stream bus', () => {
     clients.push(client);
     return client;
   };
-  const pair = (key: string, maxLength: number) => {
+  /** Two instances' buses on one stream, once their connections are up (a loaded machine is slow to connect). */
+  const pair = async (key: string, maxLength: number) => {
+    const connections = clients.length;
     const a = new RedisStreamEventBus({
       writer: connection(redis.port),
       reader: connection(redis.port, 3000),
@@ -46,6 +48,9 @@ describe('the Redis Stream bus', () => {
     let gaps = 0;
     b.follow((e) => seen.push(e));
     b.onGap(() => (gaps += 1));
+    await Promise.all(
+      clients.slice(connections).map((c) => (c.status === 'ready' ? undefined : new Promise((resolve) => c.once('ready', resolve)))),
+    );
     return { a, b, seen, gaps: () => gaps };
   };
   const event = (detail: string) => ({
@@ -67,7 +72,7 @@ describe('the Redis Stream bus', () => {
   });
 
   it('an instance whose reader was cut off briefly gets every event it missed, in order, from the stream', async () => {
-    const { a, seen, gaps } = pair('brief', 1000);
+    const { a, seen, gaps } = await pair('brief', 1000);
     await new Promise((resolve) => setTimeout(resolve, 300)); // both readers are waiting
     await a.publish(event('before'));
     await expect.poll(() => seen.length).toBe(1);
@@ -80,7 +85,7 @@ describe('the Redis Stream bus', () => {
   });
 
   it('an instance that was away while the history it had reached was trimmed reports a gap', async () => {
-    const { a, seen, gaps } = pair('trimmed', 100);
+    const { a, seen, gaps } = await pair('trimmed', 100);
     await new Promise((resolve) => setTimeout(resolve, 300));
     await a.publish(event('before'));
     await expect.poll(() => seen.length).toBe(1);
