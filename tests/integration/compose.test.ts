@@ -9,6 +9,7 @@ import { createLogger } from '../../src/logger.js';
 import { compose, DEFAULTS_PATH, type Composition } from '../../src/main.js';
 import { transferBody } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { burstThroughRestart } from '../support/restart-burst.js';
 import { TestCallControl } from '../support/test-call-control.js';
 
 describe.each(['memory', 'redis'] as const)('compose() on the %s store', (store) => {
@@ -88,27 +89,9 @@ describe('compose() on Redis, when Redis restarts during a burst of transfers', 
     await redis.stop();
   });
 
-  /** A softphone's transfer key: retries with the same Idempotency-Key until it gets an answer. */
-  async function pressUntilAccepted(body: ReturnType<typeof transferBody>, key: string) {
-    for (let attempt = 1; attempt <= 100; attempt += 1) {
-      const res = await composed.app.inject({ method: 'POST', url: '/v1/transfers', headers: headersOf('agent', { 'idempotency-key': key }), payload: body });
-      if (res.statusCode === 202) return { id: res.json<{ transfer: { id: string } }>().transfer.id, attempts: attempt };
-      expect(res.json<{ error: { code: string } }>().error.code, res.body).toBe('store_unavailable');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error('never accepted');
-  }
-
   it('stores and places every transfer once, and counts each caller once per stored transfer', async () => {
     const presses = Array.from({ length: 90 }, () => ({ body: transferBody({ callerNumber: '13700137000' }), key: randomUUID() }));
-    const results: Promise<{ id: string; attempts: number }>[] = [];
-    for (const [i, press] of presses.entries()) {
-      if (i === 30) void redis.restart(300);
-      results.push(pressUntilAccepted(press.body, press.key));
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const accepted = await Promise.all(results);
-    expect(accepted.some((a) => a.attempts > 1), 'the restart should have refused some presses').toBe(true);
+    const accepted = await burstThroughRestart(composed.app, headersOf('agent'), redis, presses, 30);
     const ids = accepted.map((a) => a.id);
     expect(new Set(ids).size).toBe(presses.length);
     const placed = callControl.commands.flatMap((c) => (c.type === 'placeCall' ? [c.request.transferId] : []));

@@ -5,9 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
-import type { TransferRequestInput } from '../../src/transfer/transfer-request.js';
 import { auth, startHarness, transferBody, type Harness } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
+import { burstThroughRestart } from '../support/restart-burst.js';
 
 let redis: RedisServer;
 let h: Harness;
@@ -39,29 +39,10 @@ async function inRedis<T>(read: (stores: { tickets: RedisTicketStore; transfers:
   }
 }
 
-/** A softphone's transfer key: retries with the same Idempotency-Key until it gets an answer. */
-async function pressUntilAccepted(body: TransferRequestInput, key: string): Promise<{ id: string; attempts: number }> {
-  for (let attempt = 1; attempt <= 100; attempt += 1) {
-    const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: { ...auth('agent'), 'idempotency-key': key }, payload: body });
-    if (res.statusCode === 202) return { id: res.json().transfer.id, attempts: attempt };
-    expect(res.statusCode, res.body).toBe(503);
-    expect(res.json().error.code).toBe('store_unavailable');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('never accepted');
-}
-
 describe('when Redis restarts during a burst of transfers', () => {
   it('every transfer is stored once and placed once: nothing lost, nothing duplicated', async () => {
     const presses = Array.from({ length: 120 }, () => ({ body: transferBody(), key: randomUUID() }));
-    const results: Promise<{ id: string; attempts: number }>[] = [];
-    for (const [i, press] of presses.entries()) {
-      if (i === 40) void redis.restart(300);
-      results.push(pressUntilAccepted(press.body, press.key));
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const accepted = await Promise.all(results);
-    expect(accepted.some((a) => a.attempts > 1), 'the restart should have refused some presses').toBe(true);
+    const accepted = await burstThroughRestart(h.app, auth('agent'), redis, presses, 40);
 
     const ids = accepted.map((a) => a.id);
     expect(new Set(ids).size).toBe(presses.length);
