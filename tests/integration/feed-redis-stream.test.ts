@@ -71,6 +71,19 @@ describe('the Redis Stream bus', () => {
     await redis.stop();
   });
 
+  it('a bus made while Redis is still connecting delivers what the stores write the moment it is up', async () => {
+    const writer = connection(redis.port);
+    expect(writer.status).not.toBe('ready');
+    const bus = new RedisStreamEventBus({ writer, reader: connection(redis.port, 3000), key: 'connecting', maxLength: 100, blockMs: 200 });
+    buses.push(bus);
+    const seen: SequencedEvent[] = [];
+    bus.follow((e) => seen.push(e));
+    // The stores write on the same connection as soon as it is ready, as a first transfer would.
+    await new Promise((resolve) => writer.once('ready', resolve));
+    await writer.xadd('connecting', '*', 'e', JSON.stringify(event('first write')));
+    await expect.poll(() => seen.map(detailOf)).toEqual(['first write']);
+  });
+
   it('an instance whose reader was cut off briefly gets every event it missed, in order, from the stream', async () => {
     const { a, seen, gaps } = await pair('brief', 1000);
     await new Promise((resolve) => setTimeout(resolve, 300)); // both readers are waiting

@@ -37,6 +37,8 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
   private readonly loop: Promise<void>;
   private localCount = 0;
   private readonly localTag = Date.now().toString(36);
+  /** Ends the wait for the writer's first connection when the bus closes first. */
+  private stopWaiting: () => void = () => undefined;
 
   constructor(private readonly options: RedisStreamEventBusOptions) {
     this.loop = this.readLoop();
@@ -92,8 +94,31 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
     });
   }
 
+  /**
+   * The newest entry when the bus starts. With the writer still connecting, it is read the moment the
+   * writer is ready, before anything else can be sent on it: the stores write on that connection, so
+   * every entry they add comes after it. (Read a retry later, the transfers written meanwhile would be
+   * skipped by this instance's feed.) Undefined when the bus closed first.
+   */
+  private startingHead(): Promise<string | null | undefined> {
+    const { writer } = this.options;
+    if (writer.status === 'ready') return this.head();
+    return new Promise((resolve, reject) => {
+      const onReady = () => {
+        this.stopWaiting = () => undefined;
+        this.head().then(resolve, reject);
+      };
+      writer.once('ready', onReady);
+      this.stopWaiting = () => {
+        writer.off('ready', onReady);
+        resolve(undefined);
+      };
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
+    this.stopWaiting();
     this.listeners.clear();
     // A blocked XREAD would hold QUIT back for blockMs; the reader is ours alone, so cut it.
     this.options.reader.disconnect();
@@ -109,7 +134,9 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
         if (this.lastId === '$') {
           // Start after the newest entry that exists now, so nothing published after start is lost
           // between this read and the first XREAD.
-          this.lastId = (await this.head()) ?? '0-0';
+          const head = await this.startingHead();
+          if (head === undefined) break; // closed before the writer ever connected
+          this.lastId = head ?? '0-0';
         } else if (this.checkContinuity) {
           // XREAD from an id that was trimmed away (or lost with Redis) silently skips what came
           // between: say so, so the feed resynchronises its clients rather than show a hole.
