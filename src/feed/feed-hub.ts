@@ -523,6 +523,7 @@ export class FeedHub {
       stubDeferred: t.stubDeferred,
       failure: t.failure ? { reason: t.failure.reason, cause: t.failure.cause } : null,
       endedBy: t.endedBy,
+      nuisance: t.routing?.nuisance ?? null,
       version: t.version,
       createdAt: t.createdAt,
       updatedAt: t.updatedAt,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEYS, startHarness, transferBody, type Harness } from '../support/harness.js';
+import { aTransfer } from '../support/transfer-fixture.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const present = existsSync(CHROMIUM);
@@ -104,6 +105,39 @@ describe.skipIf(!present && !mustRun)('the wall page in headless Chromium', () =
     expect(await page.locator(`tr[data-transfer-id="${later.id}"] td.mode`).textContent()).toContain('三方');
 
     expect(await page.content()).not.toContain(WHOLE);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
+  it("marks a flagged caller's row with the nuisance mark the feed carries", async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`${base}/wall#token=${KEYS.supervisor}`);
+    await live(page);
+    // This harness has no linkage policy: the transition the service publishes once the lookup
+    // answers is put on its bus as the service would (the policy's own path is tested in compose.test.ts).
+    const now = new Date().toISOString();
+    const marked = aTransfer({
+      state: 'dialing',
+      version: 4,
+      targetLegId: 'leg-1',
+      createdAt: now,
+      updatedAt: now,
+      routing: {
+        basis: 'list', requestedTo: '110', categoryCode: '1.02', categoryName: null, listedOwner: '110',
+        overrideReason: null, danger: false, harassment: null, redirect: null,
+        nuisance: { flagged: 'threatening', recentCalls: 2, repeated: false },
+      },
+    });
+    await h.bus.publish({
+      kind: 'transfer',
+      transfer: marked,
+      record: { transferId: marked.id, at: now, from: 'dialing', to: 'dialing', event: 'nuisance-checked', version: 4 },
+    });
+    const badge = page.locator(`tr[data-transfer-id="${marked.id}"] td.caller .nuisance`);
+    await badge.waitFor({ timeout: 10_000 });
+    expect(await badge.textContent()).toBe('⚠ 扬言恐吓 threatening');
     expect(errors).toEqual([]);
     await page.close();
   }, 60_000);

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { compose, DEFAULTS_PATH, type Composition } from '../../src/main.js';
+import { openFeed } from '../support/feed-client.js';
 import { transferBody } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { burstThroughRestart } from '../support/restart-burst.js';
@@ -66,6 +67,33 @@ describe.each(['memory', 'redis'] as const)('compose() on the %s store', (store)
     }>().routing;
     expect(routing?.categoryCode).toBe(body.ticket.categoryCode);
     expect(routing?.nuisance?.recentCalls).toBe(2);
+  });
+
+  it("puts a flagged caller's nuisance mark on the live feed, in a delta of its own before the far side rings", async () => {
+    await composed.app.listen({ host: '127.0.0.1', port: 0 });
+    const address = composed.app.server.address();
+    const base = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const watcher = await openFeed(base, { token: SUPERVISOR.authorization.replace('Bearer ', '') });
+    try {
+      watcher.subscribe();
+      await watcher.next('snapshot');
+      const callerNumber = store === 'redis' ? '13611136111' : '13622136222';
+      const flagged = await composed.app.inject({
+        method: 'POST', url: '/v1/nuisance/flags', headers: AGENT, payload: { callerNumber, kind: 'threatening' },
+      });
+      expect(flagged.statusCode).toBe(201);
+      callControl.answers.set('sw110', 'ring-only');
+      const res = await composed.app.inject({ method: 'POST', url: '/v1/transfers', headers: AGENT, payload: transferBody({ callerNumber }) });
+      const { id } = res.json<{ transfer: { id: string } }>().transfer;
+      const marked = await watcher.next('transfer', (m) => m.transfer.id === id && m.change.event === 'nuisance-checked');
+      expect(marked.transfer).toMatchObject({ state: 'dialing', callerId: '136****' + callerNumber.slice(-4) });
+      expect(marked.transfer.nuisance).toEqual({ flagged: 'threatening', recentCalls: 1, repeated: false });
+      const ringing = await watcher.next('transfer', (m) => m.transfer.id === id && m.transfer.state === 'ringing');
+      expect(ringing.transfer.nuisance?.flagged).toBe('threatening');
+    } finally {
+      callControl.answers.delete('sw110');
+      await watcher.close();
+    }
   });
 });
 

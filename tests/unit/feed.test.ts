@@ -117,3 +117,18 @@ describe('the feed configuration', () => {
     );
   });
 });
+
+describe("the wall's and the screen pop's nuisance label", () => {
+  it('names the flag, else repeated calling with their count, else nothing', async () => {
+    // The pages' own module (browser JavaScript, no DOM needed for this function; it has no types).
+    // @ts-expect-error TS7016: a browser script without a declaration file
+    const { nuisanceLabel } = (await import('../../src/feed/public/feed-client.js')) as {
+      nuisanceLabel: (mark: unknown) => string | null;
+    };
+    expect(nuisanceLabel({ flagged: 'threatening', recentCalls: 1, repeated: false })).toBe('⚠ 扬言恐吓 threatening');
+    expect(nuisanceLabel({ flagged: 'repeated', recentCalls: 9, repeated: true })).toBe('⚠ 反复滋扰 repeated');
+    expect(nuisanceLabel({ flagged: null, recentCalls: 4, repeated: true })).toBe('⚠ 反复来电 calls again and again (4)');
+    expect(nuisanceLabel({ flagged: null, recentCalls: 1, repeated: false })).toBeNull();
+    expect(nuisanceLabel(null)).toBeNull();
+  });
+});

@@ -111,3 +111,18 @@ export function tokenFromPage(storageKey) {
   }
   return localStorage.getItem(storageKey);
 }
+
+const NUISANCE_KINDS = {
+  malicious: '恶意骚扰 malicious',
+  threatening: '扬言恐吓 threatening',
+  drunk: '疑似醉酒 drunk',
+  repeated: '反复滋扰 repeated',
+};
+
+/** The caller's nuisance mark as the wall and the screen pop show it, or null when there is none. */
+export function nuisanceLabel(nuisance) {
+  if (!nuisance) return null;
+  if (nuisance.flagged) return `⚠ ${NUISANCE_KINDS[nuisance.flagged] ?? nuisance.flagged}`;
+  if (nuisance.repeated) return `⚠ 反复来电 calls again and again (${nuisance.recentCalls})`;
+  return null;
+}

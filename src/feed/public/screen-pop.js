@@ -1,7 +1,7 @@
 // Example of a receiving seat's softphone: subscribe with the desk and seat id, show the ticket stub
 // as the transferred call rings (the caller's whole number is for this seat only), clear it when the
 // call is answered or ends. A real softphone does the same with its own UI.
-import { connectFeed, tokenFromPage } from './feed-client.js';
+import { connectFeed, nuisanceLabel, tokenFromPage } from './feed-client.js';
 
 const $ = (id) => document.getElementById(id);
 const pops = new Map();
@@ -24,6 +24,8 @@ function show(pop) {
   const heading = document.createElement('h2');
   heading.textContent = `${pop.transfer.direction.from} → ${pop.transfer.direction.to}  ${pop.transfer.priority === 'emergency' ? '紧急 EMERGENCY' : ''}`;
   card.append(heading);
+  const mark = nuisanceLabel(pop.transfer.nuisance);
+  if (mark) card.append(field('骚扰标记 Nuisance', mark, 'nuisance'));
   if (s) {
     card.append(
       field('来电号码 Caller', s.callerNumber ?? '未显示 withheld', 'caller'),

@@ -1,6 +1,6 @@
 // The wall: live transfers and bridges, counts and failures of the day, the switches' state.
 // Everything shown comes from the supervisor feed, so the caller's number is already masked.
-import { connectFeed, tokenFromPage } from './feed-client.js';
+import { connectFeed, nuisanceLabel, tokenFromPage } from './feed-client.js';
 
 const STATES = {
   requested: ['已请求', 'requested'],
@@ -99,7 +99,14 @@ function draw() {
       cell(bilingual(STATES[view.state] ?? [view.state, view.state]), 'state').dataset.state = view.state;
       cell(duration(view.createdAt), 'duration');
       cell(view.category ?? '—', 'category');
-      cell(view.callerId, 'caller');
+      const caller = cell(view.callerId, 'caller');
+      const mark = nuisanceLabel(view.nuisance);
+      if (mark) {
+        const badge = document.createElement('span');
+        badge.className = 'nuisance';
+        badge.textContent = mark;
+        caller.append(' ', badge);
+      }
       return tr;
     }),
   );
