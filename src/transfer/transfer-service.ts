@@ -108,6 +108,12 @@ export class TransferService {
   private takeoverTimer: NodeJS.Timeout | null = null;
   /** Idempotency keys seen here, so a double press is one transfer even while the store is down. */
   private readonly localIdempotency = new Map<string, { transferId: string; fingerprint: string }>();
+  /**
+   * Transfers this process sent to the store without learning whether they were stored (the reply was
+   * lost). Only the creator places a transfer's first call, once the store confirms it, so if one of
+   * these was stored, nobody placed its call: a retry that finds it places it.
+   */
+  private readonly unconfirmedCreates = new Set<string>();
   private readonly deferred: DeferredWrites;
   private draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -254,6 +260,7 @@ export class TransferService {
     } else {
       if (!emergency) {
         void this.deps.lease?.release(transfer.id).catch(() => undefined);
+        this.rememberUnconfirmed(transfer.id);
         throw storeUnavailable(written.reason);
       }
       // An emergency is never blocked by a broken store: the stub and the transfer are kept here and
@@ -379,8 +386,7 @@ export class TransferService {
       !isTerminal(existing.state) &&
       !this.live.has(transferId) &&
       (existing.state === 'requested' || this.switches.has(existing.citizenLeg.switchId));
-    const { lease } = this.deps;
-    const heldHere = drivable && lease !== undefined && (await lease.holder(transferId).catch(() => null)) === lease.holderId;
+    const neverPlaced = this.unconfirmedCreates.delete(transferId);
     if (!drivable || !(await this.takeLease(transferId, 'leave it'))) return { transfer: existing, replay: true };
     // A lease this process holds is taken again (see acquire): another retry here may have taken the
     // transfer on meanwhile. From this check to drive() nothing waits, so only one of them drives it.
@@ -391,12 +397,11 @@ export class TransferService {
       const resumed = await this.enqueue(transferId, () => this.applyNow(transferId, { type: 'stub-stored', deferred: false }));
       return { transfer: resumed ?? existing, replay: true };
     }
-    // This process took the lease in the round trip whose reply it lost, and has not driven the transfer
-    // since (its lease id is its own, per process): nobody placed the call. It goes out now, on the leg
-    // stored for it. (Without that proof, a stored leg may be a placed call: the switch is asked.)
+    // This process created it and never learned that it was stored: nobody placed the call. It goes out
+    // now, on the leg stored for it. (Otherwise a stored leg may be a placed call: the switch is asked.)
     const callControl = this.switches.get(existing.citizenLeg.switchId);
     const trunk = existing.target.trunks[existing.trunkIndex];
-    if (heldHere && callControl && trunk !== undefined && isOpeningOnly(existing)) {
+    if (neverPlaced && callControl && trunk !== undefined && isOpeningOnly(existing)) {
       this.drive(existing);
       this.logFor(existing).info({}, 'the retried press places the call its first attempt stored');
       const after = await this.placeFirstCall(callControl, existing, trunk);
@@ -485,6 +490,14 @@ export class TransferService {
       const callControl = this.switches.get(switchId);
       if (callControl) await this.reconcile(callControl, onSwitch);
     }
+  }
+
+  private rememberUnconfirmed(transferId: string): void {
+    if (this.unconfirmedCreates.size >= LOCAL_IDEMPOTENCY_CAP) {
+      const oldest = this.unconfirmedCreates.values().next().value;
+      if (oldest !== undefined) this.unconfirmedCreates.delete(oldest);
+    }
+    this.unconfirmedCreates.add(transferId);
   }
 
   private rememberKey(key: string, transferId: string, fingerprint: string): void {

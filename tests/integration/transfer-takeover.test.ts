@@ -130,20 +130,20 @@ describe('when the store stored a press but its answer was lost', () => {
     await expect.poll(ready, { timeout: 5000 }).toBe(200);
   }
 
-  it('the retried press on the same instance places the call the first attempt stored, on its leg', async () => {
+  it.each(['with', 'without'] as const)('the retried press on the same instance (%s leases) places the call the first attempt stored, on its leg', async (leases) => {
     const proxy = await startProxy(redis.port);
     // The takeover round is a minute away: only the retry can take the transfer on within this test.
-    // The lease lives 10 s (the default): the first attempt's lease, taken in the same round trip as its
-    // write, still stands when the retry comes, and is this instance's own.
+    // With leases, the lease lives 10 s (the default): the first attempt's lease, taken in the same round
+    // trip as its write, still stands when the retry comes, and is this instance's own.
     const h = await startHarness({
       redisUrl: `redis://127.0.0.1:${proxy.port}`,
       feedReaderUrl: redis.url,
-      lease: { holderId: 'svc-e', ttlMs: 10_000, takeoverIntervalMs: 60_000 },
+      ...(leases === 'with' ? { lease: { holderId: 'svc-e', ttlMs: 10_000, takeoverIntervalMs: 60_000 } } : {}),
     });
     try {
       const body = transferBody();
       const press = () =>
-        h.app.inject({ method: 'POST', url: '/v1/transfers', headers: { ...auth('agent'), 'idempotency-key': 'press-lost-1' }, payload: body });
+        h.app.inject({ method: 'POST', url: '/v1/transfers', headers: { ...auth('agent'), 'idempotency-key': `press-lost-${leases}` }, payload: body });
       await lostReply(h, proxy, press);
 
       // The agent presses twice more at once: both are the same transfer, and one call goes out.
