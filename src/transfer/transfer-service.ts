@@ -388,8 +388,8 @@ export class TransferService {
       (existing.state === 'requested' || this.switches.has(existing.citizenLeg.switchId));
     const neverPlaced = this.unconfirmedCreates.delete(transferId);
     if (!drivable || !(await this.takeLease(transferId, 'leave it'))) return { transfer: existing, replay: true };
-    // A lease this process holds is taken again (see acquire): another retry here may have taken the
-    // transfer on meanwhile. From this check to drive() nothing waits, so only one of them drives it.
+    // Another retry here may have taken the transfer on while this one waited (a lease this process
+    // holds is taken again, see acquire). From this check to drive() nothing waits: one of them drives it.
     const takenMeanwhile = this.live.get(transferId);
     if (takenMeanwhile) return { transfer: takenMeanwhile, replay: true };
     if (existing.state === 'requested') {
