@@ -41,6 +41,13 @@ export interface NuisanceMark {
   readonly repeated: boolean;
 }
 
+/** The nuisance mark as a schema: how the API and the live feed show it. */
+export const NuisanceMarkSchema = z.object({
+  flagged: HarassmentKindSchema.nullable(),
+  recentCalls: z.number(),
+  repeated: z.boolean(),
+});
+
 /** The same, as a schema: how the API shows it. It holds no number, only the nuisance mark. */
 export const TransferRoutingSchema = z.object({
   basis: z.enum(['danger', 'harassment', 'emergency', 'list', 'override', 'redirect', 'unlisted']),
@@ -52,7 +59,7 @@ export const TransferRoutingSchema = z.object({
   danger: z.boolean(),
   harassment: HarassmentKindSchema.nullable(),
   redirect: z.object({ via: z.enum(['hotline', 'utility']), id: z.string(), action: z.enum(['transfer', 'advise']) }).nullable(),
-  nuisance: z.object({ flagged: HarassmentKindSchema.nullable(), recentCalls: z.number(), repeated: z.boolean() }).nullable(),
+  nuisance: NuisanceMarkSchema.nullable(),
 });
 
 export interface RoutingInput {

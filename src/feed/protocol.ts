@@ -3,7 +3,7 @@
 // server sends with ServerMessageSchema. New event kinds (feedback write-back, nuisance flags) are new
 // members of ServerMessageSchema; clients ignore types they do not know.
 import { z } from 'zod';
-import { HarassmentKindSchema } from '../domain/routing-decision.js';
+import { NuisanceMarkSchema } from '../domain/routing-decision.js';
 import { TicketStubSchema } from '../domain/ticket-stub.js';
 import { TRANSFER_STATES } from '../domain/transfer.js';
 
@@ -71,7 +71,7 @@ export const FeedTransferSchema = z.object({
    * The caller's nuisance mark (src/policy): flagged as malicious, threatening, drunk or repeated, or
    * calling again and again. Null without the policy, until its lookup answers, or when it failed.
    */
-  nuisance: z.object({ flagged: HarassmentKindSchema.nullable(), recentCalls: z.number(), repeated: z.boolean() }).nullable(),
+  nuisance: NuisanceMarkSchema.nullable(),
   version: z.number(),
   createdAt: z.string(),
   updatedAt: z.string(),

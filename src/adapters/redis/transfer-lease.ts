@@ -2,8 +2,9 @@
 // sees every event, so exactly one of them may act on a transfer: the holder of its lease. The lease is
 // a Redis key with a time to live, taken when nobody (or this instance) holds it, renewed and released
 // only by its holder (a Lua compare-and-set, so an instance that paused past its TTL cannot renew or
-// delete a lease another instance has since taken). When the holder dies the key expires; another instance takes the lease
-// and settles the transfer from the switch's channel state (CallControl.reconcile).
+// delete a lease another instance has since taken). When the holder dies the key expires; another
+// instance takes the lease and settles the transfer from the switch's channel state
+// (CallControl.reconcile).
 //
 // Key: <prefix><transferId> (default "hl:lease:transfer:<transferId>"), value: the holder's instance
 // id, always with a TTL, so the key space cannot grow without bound.
