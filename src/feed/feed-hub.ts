@@ -299,7 +299,7 @@ export class FeedHub {
         reason = 'store-unavailable';
       }
       if (missed) {
-        for (const event of missed) this.deliver(client, await this.render(event, { live: false }));
+        for (const event of missed) this.deliver(client, await this.render(event));
         this.send(client, { v: SCHEMA_VERSION, type: 'resumed', since, replayed: missed.length, seq: upTo });
       } else {
         this.send(client, { v: SCHEMA_VERSION, type: 'resync', reason, since });
@@ -380,7 +380,15 @@ export class FeedHub {
     this.chain = this.chain.then(async () => {
       if (this.closed) return;
       try {
-        const rendered = await this.render(event, { live: true });
+        this.observe(event);
+        // Clients only become live or catching-up in a step of this chain, so if none is now, none can
+        // be handed this event: an instance nobody watches (behind a load balancer, most of them)
+        // renders nothing and reads no stub for it. A client arriving later starts after this event.
+        if (!this.anyoneFollowing()) {
+          this.lastSeq = event.seq;
+          return;
+        }
+        const rendered = await this.render(event);
         let spent = 0;
         let sliceStarted = performance.now();
         let handed = 0;
@@ -409,10 +417,21 @@ export class FeedHub {
     });
   }
 
-  private async render({ seq, event }: SequencedEvent, options: { live: boolean }): Promise<Rendered> {
-    // Only live events change what the hub knows now; a replayed one is history for one client.
+  /** What a live event changes in what the hub knows now: switch and store state, the day counts. */
+  private observe({ event }: SequencedEvent): void {
+    if (event.kind === 'switch') this.switches.set(event.status.switchId, event.status);
+    else if (event.kind === 'store') this.store = { healthy: event.healthy, detail: event.detail, at: event.at };
+    else if (event.kind === 'transfer') this.count(event.transfer, event.record);
+  }
+
+  private anyoneFollowing(): boolean {
+    for (const client of this.clients) if (client.phase === 'live' || client.phase === 'catching-up') return true;
+    return false;
+  }
+
+  /** One event as each kind of client gets it; live or replayed alike, it changes nothing here. */
+  private async render({ seq, event }: SequencedEvent): Promise<Rendered> {
     if (event.kind === 'switch') {
-      if (options.live) this.switches.set(event.status.switchId, event.status);
       return {
         seq,
         desks: null,
@@ -422,7 +441,6 @@ export class FeedHub {
       };
     }
     if (event.kind === 'store') {
-      if (options.live) this.store = { healthy: event.healthy, detail: event.detail, at: event.at };
       const message: ServerMessage = {
         v: SCHEMA_VERSION,
         type: 'store',
@@ -439,7 +457,6 @@ export class FeedHub {
     }
     const { transfer, record } = event;
     const view = await this.feedTransfer(transfer);
-    if (options.live) this.count(transfer, record, view);
     const supervisor = frame({
       v: SCHEMA_VERSION,
       type: 'transfer',
@@ -562,24 +579,25 @@ export class FeedHub {
 
   // ------------------------------------------------------------ day counts
 
-  private count(transfer: Transfer, record: TransitionRecord, view: FeedTransfer): void {
+  private count(transfer: Transfer, record: TransitionRecord): void {
     const count = countOf(transfer, record);
     if (count === null) return;
-    const failure: FailureSummary | null =
+    const day = dayOf(new Date(record.at), this.deps.settings.timeZone);
+    // Only a failure's summary names the category, read from the stub (cached) off this chain.
+    const failure: Promise<FailureSummary | null> =
       count === 'failed'
-        ? {
+        ? this.categoryOf(transfer.ticketId).then((meta) => ({
             transferId: transfer.id,
             at: record.at,
             direction: { ...transfer.direction },
             mode: transfer.mode,
             reason: transfer.failure?.reason ?? record.to,
-            callerId: view.callerId,
-            category: view.category,
-          }
-        : null;
-    const day = dayOf(new Date(record.at), this.deps.settings.timeZone);
-    void this.deps.stats
-      .record(day, count, transfer.id, failure)
+            callerId: maskNumber(transfer.presentedCallerId),
+            category: meta?.category ?? null,
+          }))
+        : Promise.resolve(null);
+    void failure
+      .then((summary) => this.deps.stats.record(day, count, transfer.id, summary))
       .then(() => this.scheduleStats())
       .catch((err: unknown) =>
         this.deps.logger.warn({ err: errorText(err) }, 'feed: cannot record the day counts'),

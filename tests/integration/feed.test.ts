@@ -132,6 +132,28 @@ describe('the live feed (one instance, in memory)', () => {
       expect(h.rawLogs.join('\n')).not.toContain(WHOLE);
     });
 
+    it('who connects after a day nobody watched gets its counts, failures with category and masked number', async () => {
+      h.callControl.answers.set('sw110', { fail: 'busy', cause: 'USER_BUSY' });
+      h.callControl.answers.set('sw110-backup', { fail: 'rejected', cause: 'CALL_REJECTED' });
+      const failed = await transfer(h);
+      await expect.poll(async () => (await h.service.get(failed.id)).state).toBe('failed');
+      h.callControl.answers.delete('sw110');
+      const bridged = await transfer(h);
+      await expect.poll(async () => (await h.service.get(bridged.id)).state).toBe('bridged');
+
+      const client = await connect({ token: KEYS.supervisor });
+      client.subscribe();
+      const snapshot = await client.next('snapshot');
+      expect(snapshot.transfers.map((t) => [t.id, t.state, t.category])).toEqual([[bridged.id, 'bridged', '0301']]);
+      expect(snapshot.stats).toMatchObject({ requested: 2, connected: 1, failed: 1 });
+      expect(snapshot.stats?.recentFailures).toEqual([
+        expect.objectContaining({ transferId: failed.id, reason: 'rejected', callerId: MASKED, category: '0301' }),
+      ]);
+      // And from here on it follows live.
+      const next = await transfer(h);
+      await client.next('transfer', (m) => m.transfer.id === next.id && m.transfer.state === 'bridged');
+    });
+
     it('who may watch only some desks sees only transfers touching them', async () => {
       await h.close();
       h = await startHarness({ feed: { desksByKey: { 'test-supervisor': ['119'] } } });
