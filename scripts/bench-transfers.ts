@@ -53,6 +53,10 @@ callControl.onPlaceCall = async (request) => {
   placed.push(request.transferId);
 };
 const floor = await startFloor(redis.url);
+// Redis forks to rewrite its append-only file as it grows; a fork of a large process stalls it, and the
+// child competes for the same two cores. Counted per round, as part of what the machine does.
+const redisProbe = connectRedis(redis.url, { commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
+const redisForks = async () => Number(/total_forks:(\d+)/.exec(await redisProbe.info('stats'))?.[1] ?? NaN);
 
 interface Latencies {
   /** From the load generator's send to the act (place-call command, or the floor's reply from Redis). */
@@ -69,9 +73,11 @@ interface ServiceCost {
   readonly cpuMs: number;
   readonly loopUtilization: number;
   readonly pauses: readonly { readonly young: boolean; readonly ms: number }[];
+  /** The heap in use when the round ended: what the service keeps is copied by its collections. */
+  readonly heapUsedMiB: number;
 }
 
-const rounds: { service: Latencies; floor: Latencies; cost: ServiceCost }[] = [];
+const rounds: { service: Latencies; floor: Latencies; cost: ServiceCost; forks: number }[] = [];
 for (let round = 0; round < ROUNDS; round += 1) {
   const floorLoad = requests(COUNT);
   const floorResult = await load(floor.port, floorLoad);
@@ -79,7 +85,9 @@ for (let round = 0; round < ROUNDS; round += 1) {
 
   const serviceLoad = requests(COUNT);
   let watch: { stop(): ServiceCost } | null = null;
+  const forksBefore = await redisForks();
   const serviceResult = await load(servicePort, serviceLoad, () => (watch = watchCost()));
+  const forks = (await redisForks()) - forksBefore;
   const cost = (watch as { stop(): ServiceCost } | null)?.stop();
   if (!cost) throw new Error('the load generator never said the measured requests started');
   // The warm-up's transfers are placed too; only the measured ones are looked up.
@@ -92,6 +100,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
     service: latencies(serviceLoad, serviceResult, placedByKey, arrivedAt),
     floor: floorLatencies,
     cost,
+    forks,
   });
   // Every round starts from the same state: the round's calls end (the citizens hang up), unmeasured,
   // and what the benchmark itself kept of the round is let go.
@@ -125,9 +134,9 @@ rounds.forEach((r, i) => {
     `  the service adds: p50 ${adds(r, 50).toFixed(2)} ms, p99 ${adds(r, 99).toFixed(2)} ms; inside the service (HTTP request event → place-call): p50 ${ms(service.inServer, 50)} ms, p99 ${ms(service.inServer, 99)} ms`,
   );
   console.log(
-    `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms)`,
+    `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB`,
   );
-  console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}`);
+  console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}; Redis forked ${r.forks} times (append-only file rewrites)`);
 });
 const median = (values: number[]) => percentile(values, 50).toFixed(2);
 
@@ -144,6 +153,7 @@ console.log(
 );
 
 await floor.close();
+redisProbe.disconnect();
 await composed.service.drain(5_000);
 await composed.close();
 await redis.stop();
@@ -262,6 +272,7 @@ function watchCost(): { stop(): ServiceCost } {
         cpuMs: (cpu.user + cpu.system) / 1000,
         loopUtilization: performance.eventLoopUtilization(loopBefore).utilization,
         pauses,
+        heapUsedMiB: process.memoryUsage().heapUsed / 2 ** 20,
       };
     },
   };
