@@ -142,6 +142,45 @@ describe.skipIf(!present && !mustRun)('the wall page in headless Chromium', () =
     await page.close();
   }, 60_000);
 
+  it("the seat example's screen pop shows a repeat caller's mark", async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(`${base}/seat#token=${KEYS.seat}&desk=110&seat=S-110-03`);
+    await live(page);
+    // As above: the ringing transition of a marked transfer, published as the service would, with its stub.
+    const now = new Date().toISOString();
+    const { ticket } = transferBody();
+    await h.tickets.put(
+      { ...ticket, sourceDesk: '12345', callerNumber: WHOLE, agentId: 'A1001', seatId: 'S07', createdAt: now },
+      600,
+    );
+    const ringing = aTransfer({
+      state: 'ringing',
+      version: 5,
+      targetLegId: 'leg-1',
+      ticketId: ticket.ticketId,
+      createdAt: now,
+      updatedAt: now,
+      routing: {
+        basis: 'list', requestedTo: '110', categoryCode: '1.02', categoryName: null, listedOwner: '110',
+        overrideReason: null, danger: false, harassment: null, redirect: null,
+        nuisance: { flagged: null, recentCalls: 7, repeated: true },
+      },
+    });
+    await h.bus.publish({
+      kind: 'transfer',
+      transfer: ringing,
+      record: { transferId: ringing.id, at: now, from: 'dialing', to: 'ringing', event: 'target-ringing', version: 5 },
+    });
+    const card = page.locator(`article[data-transfer-id="${ringing.id}"]`);
+    await card.waitFor({ timeout: 10_000 });
+    expect(await card.locator('.nuisance').textContent()).toBe('骚扰标记 Nuisance: ⚠ 反复来电 calls again and again (7)');
+    expect(await card.locator('.caller').textContent()).toContain(WHOLE);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   it("the seat example pops the ringing call's ticket with the whole number", async () => {
     h.callControl.answers.set('sw110', 'ring-only');
     const page = await browser.newPage();
