@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import {
+  monitorEventLoopDelay,
   PerformanceObserver,
   constants as perfConstants,
   performance,
@@ -75,6 +76,11 @@ interface ServiceCost {
   readonly pauses: readonly { readonly young: boolean; readonly ms: number }[];
   /** The heap in use when the round ended: what the service keeps is copied by its collections. */
   readonly heapUsedMiB: number;
+  /**
+   * The interval between runs of a 1 ms timer on the service's event loop, ms: 1 when nothing holds
+   * the loop; more when work or a collection held it, or the process was not running.
+   */
+  readonly loopDelayMs: { readonly p99: number; readonly p999: number; readonly max: number };
 }
 
 const rounds: { service: Latencies; floor: Latencies; cost: ServiceCost; forks: number }[] = [];
@@ -134,7 +140,7 @@ rounds.forEach((r, i) => {
     `  the service adds: p50 ${adds(r, 50).toFixed(2)} ms, p99 ${adds(r, 99).toFixed(2)} ms; inside the service (HTTP request event → place-call): p50 ${ms(service.inServer, 50)} ms, p99 ${ms(service.inServer, 99)} ms`,
   );
   console.log(
-    `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB`,
+    `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB; a 1 ms timer on the event loop ran every p99 ${cost.loopDelayMs.p99.toFixed(2)} ms, p99.9 ${cost.loopDelayMs.p999.toFixed(2)} ms, max ${cost.loopDelayMs.max.toFixed(1)} ms`,
   );
   console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}; Redis forked ${r.forks} times (append-only file rewrites)`);
 });
@@ -262,17 +268,21 @@ function watchCost(): { stop(): ServiceCost } {
     }
   });
   observer.observe({ entryTypes: ['gc'] });
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
   const cpuBefore = process.cpuUsage();
   const loopBefore = performance.eventLoopUtilization();
   return {
     stop() {
       observer.disconnect();
+      delay.disable();
       const cpu = process.cpuUsage(cpuBefore);
       return {
         cpuMs: (cpu.user + cpu.system) / 1000,
         loopUtilization: performance.eventLoopUtilization(loopBefore).utilization,
         pauses,
         heapUsedMiB: process.memoryUsage().heapUsed / 2 ** 20,
+        loopDelayMs: { p99: delay.percentile(99) / 1e6, p999: delay.percentile(99.9) / 1e6, max: delay.max / 1e6 },
       };
     },
   };
