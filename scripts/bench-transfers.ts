@@ -33,10 +33,12 @@ const COUNT = Number(process.env.BENCH_COUNT ?? 2000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** Requests sent before each round's, at its rate, unmeasured. */
 const WARM_UP = Number(process.env.BENCH_WARM_UP ?? 1000);
+/** Supervisors with the wall open on this instance (held by the load generator's process). */
+const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 1);
 
 const redis = await startRedis();
 const callControl = new TestCallControl();
-const { composed, port: servicePort, agentKey } = await composedService(redis.url, [callControl]);
+const { composed, port: servicePort, agentKey, supervisorKey } = await composedService(redis.url, [callControl]);
 await composed.app.listen({ host: '127.0.0.1', port: servicePort });
 // When each request reached the service's HTTP server, before Fastify's own handler.
 const arrivedAt = new Map<string, bigint>();
@@ -66,6 +68,8 @@ interface Latencies {
   readonly inServer: number[];
   readonly response: number[];
   readonly notAccepted: number;
+  /** Feed frames the watching supervisors received during the measured requests. */
+  readonly watcherFrames: number;
   readonly elapsedSeconds: number;
   readonly timerLateMs: readonly number[];
 }
@@ -92,7 +96,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
   const serviceLoad = requests(COUNT);
   let watch: { stop(): ServiceCost } | null = null;
   const forksBefore = await redisForks();
-  const serviceResult = await load(servicePort, serviceLoad, () => (watch = watchCost()));
+  const serviceResult = await load(servicePort, serviceLoad, () => (watch = watchCost()), WATCHERS);
   const forks = (await redisForks()) - forksBefore;
   const cost = (watch as { stop(): ServiceCost } | null)?.stop();
   if (!cost) throw new Error('the load generator never said the measured requests started');
@@ -123,13 +127,13 @@ const adds = (r: (typeof rounds)[number], p: number) =>
 console.log('== transfers through the HTTP API to the CallControl test peer, on Redis');
 console.log(machine());
 console.log(
-  `offered: ${ROUNDS} rounds of ${COUNT} transfers at ${RATE_PER_SECOND}/s, each after the same load on the yardstick (a minimal HTTP server: one Redis SET, then act)`,
+  `offered: ${ROUNDS} rounds of ${COUNT} transfers at ${RATE_PER_SECOND}/s, each after the same load on the yardstick (a minimal HTTP server: one Redis SET, then act); ${WATCHERS} supervisor(s) watching the service's live feed`,
 );
 rounds.forEach((r, i) => {
   const { service, floor: yardstick, cost } = r;
   const young = cost.pauses.filter((p) => p.young).map((p) => p.ms);
   const full = cost.pauses.filter((p) => !p.young).map((p) => p.ms);
-  console.log(`round ${i + 1}:`);
+  console.log(`round ${i + 1}: the watching supervisors got ${service.watcherFrames} feed frames`);
   console.log(
     `  service   request → place-call: p50 ${ms(service.total, 50)} ms, p90 ${ms(service.total, 90)} ms, p99 ${ms(service.total, 99)} ms, max ${ms(service.total, 100)} ms (n=${service.total.length}); ${(COUNT / service.elapsedSeconds).toFixed(0)} transfers/s, ${service.notAccepted} not accepted; request → 202 p50 ${ms(service.response, 50)} ms, p99 ${ms(service.response, 99)} ms`,
   );
@@ -213,10 +217,12 @@ async function load(
   port: number,
   load: { warmUp: Sent[]; measured: Sent[] },
   onMeasuring: () => void = () => undefined,
+  watchers = 0,
 ): Promise<LoadResult> {
   const order: LoadOrder = {
     port,
     apiKey: agentKey,
+    watchers: { count: watchers, apiKey: supervisorKey },
     ratePerSecond: RATE_PER_SECOND,
     warmUp: load.warmUp,
     bodies: load.measured,
@@ -255,7 +261,7 @@ function latencies(
     const came = arrived.get(key);
     if (came !== undefined) inServer.push(Number(acted - came) / 1e6);
   });
-  return { total, inServer, response, notAccepted, elapsedSeconds: result.elapsedSeconds, timerLateMs: result.timerLateMs };
+  return { total, inServer, response, notAccepted, elapsedSeconds: result.elapsedSeconds, timerLateMs: result.timerLateMs, watcherFrames: result.watcherFrames };
 }
 
 /** The service's CPU, event-loop use and collector pauses (which stop the event loop) over a round. */

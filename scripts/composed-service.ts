@@ -11,11 +11,12 @@ import { freePort } from '../tests/support/redis-server.js';
 export async function composedService(
   redisUrl: string,
   switches: readonly CallControl[],
-): Promise<{ composed: Composition; port: number; agentKey: string }> {
+): Promise<{ composed: Composition; port: number; agentKey: string; supervisorKey: string }> {
   const config = loadConfig({ defaultsPath: DEFAULTS_PATH, env: { REDIS_URL: redisUrl, PORT: String(await freePort()) } });
   const agent = config.auth.keys.find((k) => k.role === 'agent');
-  if (!agent) throw new Error('the configuration has no agent key');
+  const supervisor = config.auth.keys.find((k) => k.role === 'supervisor');
+  if (!agent || !supervisor) throw new Error('the configuration has no agent or supervisor key');
   const dropLogs = new Writable({ write: (_chunk, _encoding, done) => done() });
   const composed = await compose(config, createLogger(config.logLevel, dropLogs), { switches });
-  return { composed, port: config.http.port, agentKey: agent.key };
+  return { composed, port: config.http.port, agentKey: agent.key, supervisorKey: supervisor.key };
 }

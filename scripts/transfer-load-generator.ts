@@ -1,13 +1,19 @@
 // The load generator of scripts/bench-transfers.ts, in a process of its own: its HTTP client work
 // (building requests, parsing replies) would otherwise share the event loop of the service it
 // measures. Send times use process.hrtime.bigint(), the machine's monotonic clock, which the
-// service process reads too. Bounded: it sends the bodies it is given, at the rate it is given.
+// service process reads too. Bounded: it sends the bodies it is given, at the rate it is given. It
+// also holds the supervisors' wall connections, if asked: a wall is a browser elsewhere, not a part of
+// the service's process.
 import { Agent, request } from 'node:http';
+import WebSocket from 'ws';
+import { FEED_PATH, FEED_SUBPROTOCOL } from '../src/feed/protocol.js';
 
 export interface LoadOrder {
   readonly port: number;
   readonly apiKey: string;
   readonly ratePerSecond: number;
+  /** Supervisors watching the live feed (each a websocket subscribed to every desk), and their key. */
+  readonly watchers: { readonly count: number; readonly apiKey: string };
   /** Sent first at the same rate, unmeasured: warms the JIT, the connection pool and Redis' scripts. */
   readonly warmUp: readonly Sent[];
   readonly bodies: readonly Sent[];
@@ -34,6 +40,8 @@ export interface LoadResult {
    * the service's, and the same delays fall on the service and Redis.
    */
   readonly timerLateMs: readonly number[];
+  /** Feed frames the watchers received while the measured requests were sent, all watchers together. */
+  readonly watcherFrames: number;
 }
 
 process.once('message', (order: LoadOrder) => {
@@ -74,10 +82,15 @@ async function run(order: LoadOrder): Promise<LoadResult> {
       req.end(body);
     });
 
+  const watchers = await Promise.all(Array.from({ length: order.watchers.count }, () => watch(order.port, order.watchers.apiKey)));
+  let watcherFrames = 0;
+  for (const ws of watchers) ws.on('message', () => (watcherFrames += 1));
+
   // The warm-up at the same rate, then the measured requests: the server meets the load it is
   // measured under with its code already optimised for it.
   await paced(order.warmUp, order.ratePerSecond, [], () => undefined);
   process.send?.({ measuring: true } satisfies LoadPhase);
+  watcherFrames = 0;
   const sent: { at: string; status: number; responseMs: number }[] = [];
   const timerLateMs: number[] = [];
   const started = process.hrtime.bigint();
@@ -89,8 +102,10 @@ async function run(order: LoadOrder): Promise<LoadResult> {
       slot.responseMs = Number(process.hrtime.bigint() - t0) / 1e6;
     });
   });
+  const framesWhileMeasured = watcherFrames;
   agent.destroy();
-  return { sent, elapsedSeconds: Number(process.hrtime.bigint() - started) / 1e9, timerLateMs };
+  for (const ws of watchers) ws.terminate();
+  return { sent, elapsedSeconds: Number(process.hrtime.bigint() - started) / 1e9, timerLateMs, watcherFrames: framesWhileMeasured };
 
   /** Sends each request at its time; resolves when every reply is in. */
   async function paced(
@@ -113,4 +128,16 @@ async function run(order: LoadOrder): Promise<LoadResult> {
     }
     await Promise.all(inFlight);
   }
+}
+
+/** A supervisor's wall: connected and subscribed to the live feed (its snapshot received). */
+function watch(port: number, apiKey: string): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}${FEED_PATH}`, [FEED_SUBPROTOCOL, `bearer.${apiKey}`]);
+  return new Promise((resolve, reject) => {
+    ws.once('error', reject);
+    ws.once('open', () => ws.send(JSON.stringify({ v: 1, type: 'subscribe' })));
+    ws.on('message', (data: Buffer) => {
+      if (data.includes('"type":"snapshot"')) resolve(ws);
+    });
+  });
 }
