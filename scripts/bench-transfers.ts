@@ -59,7 +59,12 @@ const floor = await startFloor(redis.url);
 // Redis forks to rewrite its append-only file as it grows; a fork of a large process stalls it, and the
 // child competes for the same two cores. Counted per round, as part of what the machine does.
 const redisProbe = connectRedis(redis.url, { commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
-const redisForks = async () => Number(/total_forks:(\d+)/.exec(await redisProbe.info('stats'))?.[1] ?? NaN);
+const redisForks = async () => {
+  const info = (await redisProbe.info('stats')) + (await redisProbe.info('persistence'));
+  const field = (name: string) => Number(new RegExp(`${name}:(-?\\d+)`).exec(info)?.[1] ?? NaN);
+  // The last fork's stall, and the last rewrite's length (whole seconds; -1 before the first).
+  return { count: field('total_forks'), lastForkMs: field('latest_fork_usec') / 1000, lastRewriteS: field('aof_last_rewrite_time_sec') };
+};
 
 interface Latencies {
   /** From the load generator's send to the act (place-call command, or the floor's reply from Redis). */
@@ -87,7 +92,12 @@ interface ServiceCost {
   readonly loopDelayMs: { readonly p99: number; readonly p999: number; readonly max: number };
 }
 
-const rounds: { service: Latencies; floor: Latencies; cost: ServiceCost; forks: number }[] = [];
+const rounds: {
+  service: Latencies;
+  floor: Latencies;
+  cost: ServiceCost;
+  forks: { count: number; lastForkMs: number; lastRewriteS: number };
+}[] = [];
 for (let round = 0; round < ROUNDS; round += 1) {
   const floorLoad = requests(COUNT);
   const floorResult = await load(floor.port, floorLoad);
@@ -97,7 +107,8 @@ for (let round = 0; round < ROUNDS; round += 1) {
   let watch: { stop(): ServiceCost } | null = null;
   const forksBefore = await redisForks();
   const serviceResult = await load(servicePort, serviceLoad, () => (watch = watchCost()), WATCHERS);
-  const forks = (await redisForks()) - forksBefore;
+  const forksAfter = await redisForks();
+  const forks = { count: forksAfter.count - forksBefore.count, lastForkMs: forksAfter.lastForkMs, lastRewriteS: forksAfter.lastRewriteS };
   const cost = (watch as { stop(): ServiceCost } | null)?.stop();
   if (!cost) throw new Error('the load generator never said the measured requests started');
   // The warm-up's transfers are placed too; only the measured ones are looked up.
@@ -146,7 +157,7 @@ rounds.forEach((r, i) => {
   console.log(
     `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB; a 1 ms timer on the event loop ran every p99 ${cost.loopDelayMs.p99.toFixed(2)} ms, p99.9 ${cost.loopDelayMs.p999.toFixed(2)} ms, max ${cost.loopDelayMs.max.toFixed(1)} ms`,
   );
-  console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}; Redis forked ${r.forks} times (append-only file rewrites)`);
+  console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}; Redis forked ${r.forks.count} times (append-only file rewrites${r.forks.count > 0 ? `; the last fork stalled it ${r.forks.lastForkMs.toFixed(1)} ms, its rewrite took ${r.forks.lastRewriteS} s` : ''})`);
 });
 const median = (values: number[]) => percentile(values, 50).toFixed(2);
 
