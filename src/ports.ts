@@ -131,6 +131,18 @@ export interface CreateOptions {
   readonly idempotencyKey: string | null;
   /** A digest of the request, so one key reused for a different request is told apart. */
   readonly requestFingerprint: string;
+  /**
+   * With instances sharing the store: the creator's lease, taken in the same atomic write, so no other
+   * instance ever sees the new transfer without a holder. Only a store that leases live in takes one.
+   */
+  readonly lease?: LeaseClaim;
+}
+
+/** A lease as the creator of a transfer takes it: its key, this instance, and for how long. */
+export interface LeaseClaim {
+  readonly key: string;
+  readonly holderId: string;
+  readonly ttlMs: number;
 }
 
 /**
@@ -156,7 +168,7 @@ export interface TransferStore {
   /**
    * Atomically: honours the idempotency key, takes the citizen-call lock, stores the ticket stub, the
    * transfer (as of its last step) and every step's record. On 'replay' or 'call-busy' nothing is
-   * written or published, the stub included.
+   * written or published, the stub included. Given a lease claim, the lease is taken with the rest.
    */
   create(opening: Opening, options: CreateOptions): Promise<CreateResult>;
   /**
@@ -230,6 +242,8 @@ export interface EventBus {
 export interface TransferLease {
   /** The instance this lease object acts for. */
   readonly holderId: string;
+  /** The lease this instance takes on a transfer it creates, in the create itself (CreateOptions.lease). */
+  claim(transferId: string): LeaseClaim;
   /**
    * Takes the lease if nobody holds it, or if this instance already does: an earlier attempt whose reply
    * was lost may have taken it. Callers take it only for transfers they do not drive.

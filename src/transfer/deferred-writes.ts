@@ -13,6 +13,8 @@ interface Options {
   readonly retryMs: number;
   readonly logger: Logger;
   readonly onStoreHealth: (healthy: boolean, detail: string) => void;
+  /** Runs before a transfer the store has never seen is first written (its 'created' record). */
+  readonly beforeFirstWrite?: (transferId: string) => Promise<void>;
 }
 
 export class DeferredWrites {
@@ -75,6 +77,7 @@ export class DeferredWrites {
       for (const [transferId, queue] of this.transferWrites) {
         while (queue.length > 0) {
           const next = queue[0]!;
+          if (next.record.event === 'created') await this.options.beforeFirstWrite?.(transferId);
           await this.options.transfers.save(next.transfer, next.record);
           queue.shift();
         }

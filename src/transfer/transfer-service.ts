@@ -122,6 +122,7 @@ export class TransferService {
     this.deferred = new DeferredWrites({
       tickets: deps.tickets,
       transfers: deps.transfers,
+      beforeFirstWrite: (transferId) => this.leaseBeforeFirstWrite(transferId),
       ticketTtlSeconds: deps.settings.ticketTtlSeconds,
       retryMs: deps.settings.deferredWriteRetryMs,
       logger: deps.logger,
@@ -244,33 +245,30 @@ export class TransferService {
     let opening = this.openingOf(transfer, created, legId, false);
 
     // 1. One atomic write before any signalling: the stub (the receiving seat reads it as its phone
-    //    rings), the transfer with its idempotency key and citizen-call lock, and its transitions up to
-    //    dialling the first trunk (an instance taking over must know the leg). The lease rides in the
-    //    same round trip: the moment the transfer is stored, other instances may look for orphans.
-    const [written] = await Promise.allSettled([
-      this.deps.transfers.create(
-        { steps: opening.steps, stub, stubTtlSeconds: this.deps.settings.ticketTtlSeconds },
-        { idempotencyKey: options.idempotencyKey, requestFingerprint: fingerprint },
-      ),
-      this.takeLease(transfer.id, 'drive anyway'),
-    ]);
+    //    rings), the transfer with its idempotency key and citizen-call lock, its transitions up to
+    //    dialling the first trunk (an instance taking over must know the leg), and this instance's
+    //    lease: the moment the transfer is stored, other instances may look for orphans.
+    const claim = this.deps.lease?.claim(transfer.id);
     let result: CreateResult;
-    if (written.status === 'fulfilled') {
-      result = written.value;
-    } else {
+    try {
+      result = await this.deps.transfers.create(
+        { steps: opening.steps, stub, stubTtlSeconds: this.deps.settings.ticketTtlSeconds },
+        { idempotencyKey: options.idempotencyKey, requestFingerprint: fingerprint, ...(claim ? { lease: claim } : {}) },
+      );
+    } catch (err) {
       if (!emergency) {
+        // The create may have been stored with its lease, and only its reply lost.
         void this.deps.lease?.release(transfer.id).catch(() => undefined);
         this.rememberUnconfirmed(transfer.id);
-        throw storeUnavailable(written.reason);
+        throw storeUnavailable(err);
       }
       // An emergency is never blocked by a broken store: the stub and the transfer are kept here and
-      // written, in order, once the store is back.
+      // written, in order, once the store is back (the lease just before them).
       opening = this.openingOf(transfer, created, legId, true);
       this.deferred.deferStub(stub);
       for (const step of opening.steps) this.deferred.deferTransfer(step.transfer, step.record);
       result = { outcome: 'created' };
     }
-    if (result.outcome !== 'created') void this.deps.lease?.release(transfer.id).catch(() => undefined);
     if (result.outcome === 'replay') {
       return this.replay(result.transferId, result.sameRequest, fingerprint, options.idempotencyKey);
     }
@@ -281,7 +279,7 @@ export class TransferService {
     }
 
     const dialling = opening.transfer;
-    this.drive(dialling);
+    this.drive(dialling, dialling.stubDeferred ? 'once stored' : 'now');
     // 2. Signalling, inside this call, so the answer says whether the switch took the command. The
     //    queue of a transfer just created is empty, so its first call starts at the next microtask;
     //    yielding once here lets it leave before this instance's bookkeeping below (logs, observers,
@@ -391,7 +389,7 @@ export class TransferService {
       !this.live.has(transferId) &&
       (existing.state === 'requested' || this.switches.has(existing.citizenLeg.switchId));
     const neverPlaced = this.unconfirmedCreates.delete(transferId);
-    if (!drivable || !(await this.takeLease(transferId, 'leave it'))) return { transfer: existing, replay: true };
+    if (!drivable || !(await this.takeLease(transferId))) return { transfer: existing, replay: true };
     // Another retry here may have taken the transfer on while this one waited (a lease this process
     // holds is taken again, see acquire). From this check to drive() nothing waits: one of them drives it.
     const takenMeanwhile = this.live.get(transferId);
@@ -416,39 +414,59 @@ export class TransferService {
   }
 
   /**
-   * Takes the transfer's lease, when instances share a store. False when another instance holds it,
-   * or when the store is down and `storeDown` says to leave the transfer alone.
+   * Takes the lease of a stored transfer this instance does not drive, when instances share a store.
+   * False when another instance holds it, or when the store is down (the transfer is left alone then).
    */
-  private async takeLease(transferId: string, storeDown: 'drive anyway' | 'leave it'): Promise<boolean> {
+  private async takeLease(transferId: string): Promise<boolean> {
     const { lease } = this.deps;
     if (!lease) return true;
     try {
       return await lease.acquire(transferId);
-    } catch (err) {
-      // Only the creator drives on through a store outage (an emergency): nobody else knows the transfer.
-      if (storeDown === 'leave it') return false;
-      this.deps.logger.warn({ transferId, err: errorText(err) }, 'lease not taken: store unavailable');
-      return true;
+    } catch {
+      return false;
     }
   }
 
-  /** This instance drives the transfer from now on, renewing its lease until it stops. */
-  private drive(transfer: Transfer): void {
-    const { lease } = this.deps;
-    if (lease) {
-      this.leaseKeepers.set(
-        transfer.id,
-        lease.keep(transfer.id, (reason) => {
-          this.logFor(transfer).warn({ reason }, 'lease lost: this instance stops driving the transfer');
-          this.finish(transfer.id, { release: false });
-        }),
-      );
-    }
+  /**
+   * This instance drives the transfer from now on, renewing its lease until it stops. A transfer made
+   * while the store was down has no lease yet: it is taken just before the transfer is first stored
+   * (leaseBeforeFirstWrite), and until then no other instance can know the transfer.
+   */
+  private drive(transfer: Transfer, lease: 'now' | 'once stored' = 'now'): void {
+    if (lease === 'now') this.keepLease(transfer);
     this.live.set(transfer.id, transfer);
     const key = callKey(transfer.citizenLeg.switchId, transfer.citizenLeg.legId);
     const onCall = this.liveByCall.get(key) ?? new Set<string>();
     onCall.add(transfer.id);
     this.liveByCall.set(key, onCall);
+  }
+
+  private keepLease(transfer: Transfer): void {
+    const { lease } = this.deps;
+    if (!lease) return;
+    this.leaseKeepers.set(
+      transfer.id,
+      lease.keep(transfer.id, (reason) => {
+        this.logFor(transfer).warn({ reason }, 'lease lost: this instance stops driving the transfer');
+        this.finish(transfer.id, { release: false });
+      }),
+    );
+  }
+
+  /** Takes the lease of a transfer created while the store was down, before its first write lands. */
+  private async leaseBeforeFirstWrite(transferId: string): Promise<void> {
+    const { lease } = this.deps;
+    if (!lease) return;
+    // Throws while the store is still away: the write waits with it.
+    const taken = await lease.acquire(transferId);
+    const transfer = this.live.get(transferId);
+    if (!transfer || this.leaseKeepers.has(transferId)) return;
+    if (taken) {
+      this.keepLease(transfer);
+      return;
+    }
+    this.logFor(transfer).warn({}, 'lease held by another instance: this instance stops driving the transfer');
+    this.finish(transferId, { release: false });
   }
 
   /** Adopts live transfers whose driving instance died (their lease expired) and settles them. */
@@ -464,7 +482,7 @@ export class TransferService {
       for (const id of await lease.unheld(others)) {
         const transfer = await transfers.get(id);
         if (!transfer || isTerminal(transfer.state) || !this.switches.has(transfer.citizenLeg.switchId)) continue;
-        if (await this.takeLease(transfer.id, 'leave it')) orphans.push(transfer);
+        if (await this.takeLease(transfer.id)) orphans.push(transfer);
       }
     } catch {
       // The store is away; what was taken is adopted, the rest waits for the next round.

@@ -7,6 +7,7 @@ import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memor
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
+import type { Transfer } from '../../src/domain/transfer.js';
 import { LIVE_LIST_CAP, type BusEvent, type TicketStore, type TransferStore } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { aRecord, anOpening, aTransfer, TICKET_STUB } from '../support/transfer-fixture.js';
@@ -228,6 +229,35 @@ describe('redis ticket store', () => {
 });
 
 describe('redis transfer store', () => {
+  it("takes the creator's lease in the create itself, and none on a replay or a busy call", async () => {
+    const keys = redisKeys(`l${randomUUID().slice(0, 6)}`);
+    const store = new RedisTransferStore(redis, keys, {
+      transferTtlSeconds: 600,
+      idempotencyTtlSeconds: 600,
+      feedLog: { key: keys.feedLog, maxLength: 100 },
+    });
+    const claim = (t: Transfer) => ({ key: `${keys.leasePrefix}${t.id}`, holderId: 'svc-a', ttlMs: 5000 });
+    const first = transfer();
+    const made = await store.create(opening(first), { idempotencyKey: 'k-lease', requestFingerprint: 'f', lease: claim(first) });
+    expect(made.outcome).toBe('created');
+    expect(await redis.get(`${keys.leasePrefix}${first.id}`)).toBe('svc-a');
+    const ttl = await redis.pttl(`${keys.leasePrefix}${first.id}`);
+    expect(ttl).toBeGreaterThan(4000);
+    expect(ttl).toBeLessThanOrEqual(5000);
+
+    const replayed = transfer();
+    const again = await store.create(opening(replayed), { idempotencyKey: 'k-lease', requestFingerprint: 'f', lease: claim(replayed) });
+    expect(again.outcome).toBe('replay');
+    const sameCall = transfer({ citizenLeg: first.citizenLeg });
+    const busy = await store.create(opening(sameCall), { idempotencyKey: null, requestFingerprint: 'g', lease: claim(sameCall) });
+    expect(busy.outcome).toBe('call-busy');
+    expect(await redis.exists(`${keys.leasePrefix}${replayed.id}`, `${keys.leasePrefix}${sameCall.id}`)).toBe(0);
+    // Without a claim (one instance, no leases) no lease key is written.
+    const alone = transfer();
+    await store.create(opening(alone), { idempotencyKey: null, requestFingerprint: 'h' });
+    expect(await redis.exists(`${keys.leasePrefix}${alone.id}`)).toBe(0);
+  });
+
   it('drops from the live set a transfer whose key expired without ending (its instance crashed)', async () => {
     const keys = redisKeys(`x${randomUUID().slice(0, 6)}`);
     const store = new RedisTransferStore(redis, keys, {

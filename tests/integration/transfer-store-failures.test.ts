@@ -98,3 +98,39 @@ describe('when Redis is down', () => {
     expect(h.logs.some((l) => l.msg === 'deferred ticket stub stored')).toBe(true);
   }, 30_000);
 });
+
+describe('when Redis is down, with instances sharing Redis (leases)', () => {
+  it('an emergency transfer made meanwhile is driven to the end: its lease is taken before it is first stored', async () => {
+    await h.close();
+    h = await startHarness({
+      redisUrl: redis.url,
+      redisCommandTimeoutMs: 300,
+      lease: { holderId: 'svc-a', ttlMs: 600, takeoverIntervalMs: 300 },
+    });
+    h.callControl.answers.set('sw110', 'ring-only');
+    // Down for longer than the lease lives: a lease this instance held would lapse meanwhile.
+    const down = redis.restart(1500);
+    await new Promise((r) => setTimeout(r, 100));
+    const body = transferBody({ priority: 'emergency', ticket: { ...transferBody().ticket, urgency: 'emergency' } });
+    const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body });
+    expect(res.statusCode).toBe(202);
+    const { transfer } = res.json();
+    await expect.poll(async () => (await h.service.get(transfer.id)).state).toBe('ringing');
+
+    await down;
+    await expect.poll(() => h.service.pendingWrites(), { timeout: 10_000 }).toEqual({ transfers: 0, stubs: 0 });
+    const keys = redisKeys(h.namespace!);
+    const client = connectRedis(redis.url, { commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
+    await new Promise<void>((resolve) => client.once('ready', () => resolve()));
+    expect(await client.get(`${keys.leasePrefix}${transfer.id}`)).toBe('svc-a');
+    // Past a few renewal rounds, the target answers: this instance still drives the call and bridges it.
+    await new Promise((r) => setTimeout(r, 1000));
+    const placed = h.callControl.commandsFor(transfer.id)[0];
+    if (placed?.type !== 'placeCall') throw new Error('no call was placed');
+    h.callControl.emit({ type: 'target-answered', transferId: transfer.id, legId: placed.request.legId });
+    await expect.poll(async () => (await h.service.get(transfer.id)).state).toBe('bridged');
+    expect(h.callControl.commandsFor(transfer.id).map((c) => c.type)).toContain('bridgeToTarget');
+    expect(h.logs.some((l) => String(l.msg).startsWith('lease lost'))).toBe(false);
+    await client.quit();
+  }, 30_000);
+});

@@ -64,6 +64,7 @@ export class MemoryTransferStore implements TransferStore {
   async create(opening: Opening, options: CreateOptions): Promise<CreateResult> {
     const transfer = opening.steps[opening.steps.length - 1]?.transfer;
     if (!transfer) throw new RangeError('an opening has at least the created step');
+    if (options.lease) throw new Error('the in-memory store holds no leases: they are for instances sharing Redis');
     if (options.idempotencyKey !== null) {
       const seen = this.idempotency.get(options.idempotencyKey);
       if (seen) {

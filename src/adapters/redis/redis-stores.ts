@@ -33,9 +33,9 @@ local function appendEvent(stream, maxLength, transferJson, recordJson)
 end
 `;
 
-// KEYS: idem, callLock, transfer, audit, live, ticket, feed stream
+// KEYS: idem, callLock, transfer, audit, live, ticket, feed stream, lease
 // ARGV: hasIdem, idemValueJson, transferId, ttl, idemTtl, score, stubJson, stubTtl, feedMaxLength,
-//       then per step, oldest first: transferJson, recordJson
+//       lease holder ('' for none), lease ttl ms, then per step, oldest first: transferJson, recordJson
 const CREATE_SCRIPT = `${APPEND_EVENT}
 if ARGV[1] == '1' then
   local seen = redis.call('GET', KEYS[1])
@@ -47,8 +47,9 @@ redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[8])
 if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5]) end
 redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[#ARGV - 1], 'EX', ARGV[4])
+if ARGV[10] ~= '' then redis.call('SET', KEYS[8], ARGV[10], 'PX', ARGV[11]) end
 redis.call('DEL', KEYS[4])
-for i = 10, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   redis.call('RPUSH', KEYS[4], ARGV[i + 1])
   appendEvent(KEYS[7], ARGV[9], ARGV[i], ARGV[i + 1])
 end
@@ -121,7 +122,7 @@ export class RedisTransferStore implements TransferStore {
     private readonly options: RedisTransferStoreOptions,
   ) {
     if (!('hotlineCreateTransfer' in redis)) {
-      redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 7, lua: CREATE_SCRIPT });
+      redis.defineCommand('hotlineCreateTransfer', { numberOfKeys: 8, lua: CREATE_SCRIPT });
       redis.defineCommand('hotlineSaveTransfer', { numberOfKeys: 5, lua: SAVE_SCRIPT });
       redis.defineCommand('hotlineLiveIdsPage', { numberOfKeys: 1, lua: LIVE_IDS_PAGE_SCRIPT });
     }
@@ -141,6 +142,8 @@ export class RedisTransferStore implements TransferStore {
       k.live,
       k.ticket(stub.ticketId),
       this.options.feedLog.key,
+      // Without a claim the key is named but never written.
+      options.lease?.key ?? `${k.leasePrefix}${transfer.id}`,
       options.idempotencyKey === null ? '0' : '1',
       JSON.stringify({ transferId: transfer.id, fingerprint: options.requestFingerprint }),
       transfer.id,
@@ -150,6 +153,8 @@ export class RedisTransferStore implements TransferStore {
       jsonBytes(stub),
       opening.stubTtlSeconds,
       this.options.feedLog.maxLength,
+      options.lease?.holderId ?? '',
+      options.lease?.ttlMs ?? 0,
       ...steps.flatMap((step) => [jsonBytes(step.transfer), jsonBytes(step.record)]),
     );
     const [outcome, value] = reply;

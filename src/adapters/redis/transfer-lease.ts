@@ -9,7 +9,7 @@
 // Key: <prefix><transferId> (default "hl:lease:transfer:<transferId>"), value: the holder's instance
 // id, always with a TTL, so the key space cannot grow without bound.
 import type { Redis } from 'ioredis';
-import type { TransferLease } from '../../ports.js';
+import type { LeaseClaim, TransferLease } from '../../ports.js';
 
 
 export interface RedisTransferLeaseOptions {
@@ -92,6 +92,10 @@ export class RedisTransferLease implements TransferLease {
 
   key(transferId: string): string {
     return `${this.prefix}${transferId}`;
+  }
+
+  claim(transferId: string): LeaseClaim {
+    return { key: this.key(transferId), holderId: this.holderId, ttlMs: this.ttlMs };
   }
 
   async acquire(transferId: string): Promise<boolean> {
