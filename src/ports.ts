@@ -246,7 +246,8 @@ export interface TransferLease {
   claim(transferId: string): LeaseClaim;
   /**
    * Takes the lease if nobody holds it, or if this instance already does: an earlier attempt whose reply
-   * was lost may have taken it. Callers take it only for transfers they do not drive.
+   * was lost may have taken it. Callers take it for transfers they do not drive, and for one they
+   * created while the store was down, before it is first stored.
    */
   acquire(transferId: string): Promise<boolean>;
   /** Extends the lease; false if this instance no longer holds it (it must stop acting). */
