@@ -85,6 +85,14 @@ describe('validating a routing list', () => {
     expect(!desksResult.ok && desksResult.problems).toEqual(['categories.0.route.desk: desk 999 is not configured in desks']);
   });
 
+  it('refuses a utility route naming no configured utility', () => {
+    const bad = raw() as { categories: Record<string, unknown>[] };
+    const index = bad.categories.findIndex((c) => (c.route as { kind: string }).kind === 'utility');
+    bad.categories[index]!.route = { kind: 'utility', utility: 'gas-9' };
+    const result = parseRoutingList(bad, desks);
+    expect(!result.ok && result.problems).toEqual([`categories.${index}.route.utility: no utility gas-9 in utilities`]);
+  });
+
   it('refuses a transfer action without a desk to dial', () => {
     const bad = raw();
     bad.hotlines['12313'] = { name: '烟草', number: '12313', action: 'transfer' };
@@ -121,6 +129,11 @@ describe('the routing decision', () => {
     }
   });
 
+  it('refuses to move danger away from 110: 110 dispatches it itself', () => {
+    const v = decideRouting(guilin, input({ from: '110', to: '12345', categoryCode: '2.09.07', danger: true }));
+    expect(v).toMatchObject({ ok: false, code: 'danger_already_at_emergency_desk', details: { desk: '110' } });
+  });
+
   it('keeps an emergency service as the target when the danger is theirs (fire to 119)', () => {
     expect(decideRouting(guilin, input({ to: '119', danger: true, categoryCode: '2.12.01' }))).toMatchObject({ ok: true, to: '119', emergency: true });
   });
@@ -146,6 +159,14 @@ describe('the routing decision', () => {
       ok: false,
       code: 'category_redirected',
       details: { action: 'advise', numbers: ['95598'] },
+    });
+  });
+
+  it('for a redirect category, allows a desk transfer with the agent\'s reason, recording the redirect it overrode', () => {
+    expect(decideRouting(guilin, input({ to: '110', categoryCode: '4.01.01', reason: '抢修人员到场后与住户发生冲突' }))).toMatchObject({
+      ok: true,
+      to: '110',
+      routing: { basis: 'override', overrideReason: '抢修人员到场后与住户发生冲突', redirect: { via: 'utility', action: 'advise' } },
     });
   });
 
