@@ -195,6 +195,8 @@ export type BusEvent =
     }
   | { readonly kind: 'switch'; readonly status: SwitchStatus; readonly at: string }
   | { readonly kind: 'store'; readonly healthy: boolean; readonly detail: string; readonly at: string }
+  /** A cancel asked of an instance that does not drive the transfer, for the instance that does. */
+  | { readonly kind: 'cancel-requested'; readonly transferId: string; readonly at: string }
   /** A number flagged or unflagged as a nuisance (src/policy); masked, with its keyed hash. */
   | {
       readonly kind: 'nuisance';

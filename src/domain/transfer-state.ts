@@ -41,6 +41,11 @@ export function transition(transfer: Transfer, event: TransferEvent, now: string
 
 const DIALLING_STATES: ReadonlySet<TransferState> = new Set(['dialing', 'ringing']);
 
+/** Whether a cancel applies: only before the target answered. */
+export function isCancellable(state: TransferState): boolean {
+  return state === 'requested' || state === 'stub-stored' || DIALLING_STATES.has(state);
+}
+
 /** Returns the change, or a sentence saying why the event is refused in this state. */
 function decide(t: Transfer, event: TransferEvent): Change | string {
   if (isTerminal(t.state)) return `the transfer has already ended (${t.state})`;
@@ -111,15 +116,14 @@ function decide(t: Transfer, event: TransferEvent): Change | string {
     case 'party-left':
       return partyLeft(t, event.party, event.cause);
 
-    case 'cancel-requested':
+    case 'cancel-requested': {
+      if (!isCancellable(t.state)) return 'only a transfer that has not been answered can be cancelled';
       if (t.state === 'requested' || t.state === 'stub-stored') return { state: 'cancelled' };
-      if (DIALLING_STATES.has(t.state)) {
-        const effects: TransferEffect[] = [];
-        if (t.targetLegId !== null) effects.push({ type: 'hang-up-target', targetLegId: t.targetLegId });
-        effects.push({ type: 'return-to-agent', reason: 'cancelled' });
-        return { state: 'cancelled', effects };
-      }
-      return 'only a transfer that has not been answered can be cancelled';
+      const effects: TransferEffect[] = [];
+      if (t.targetLegId !== null) effects.push({ type: 'hang-up-target', targetLegId: t.targetLegId });
+      effects.push({ type: 'return-to-agent', reason: 'cancelled' });
+      return { state: 'cancelled', effects };
+    }
 
     case 'nuisance-checked':
       if (t.routing === undefined) return 'no routing check was made for this transfer';

@@ -7,7 +7,7 @@ import { maskNumber } from '../domain/phone-number.js';
 import { TicketStubSchema, type DeskId, type TicketStub } from '../domain/ticket-stub.js';
 import type { NuisanceMark } from '../domain/routing-decision.js';
 import { isSettled, isTerminal, TARGET_FAILURES, type TargetFailure, type Transfer, type TransferEffect, type TransferEvent } from '../domain/transfer.js';
-import { transition } from '../domain/transfer-state.js';
+import { isCancellable, transition } from '../domain/transfer-state.js';
 import { AppError } from '../errors.js';
 import type {
   BusEvent,
@@ -89,6 +89,9 @@ export interface RequestOptions {
 }
 
 const LOCAL_IDEMPOTENCY_CAP = 10_000;
+/** How long a cancel sent to another instance waits for it to land, and how often it looks. */
+const CANCEL_WAIT_MS = 2000;
+const CANCEL_POLL_MS = 50;
 
 export class TransferService {
   private readonly switches = new Map<string, CallControl>();
@@ -132,6 +135,17 @@ export class TransferService {
       this.takeoverTimer = setInterval(() => void this.takeOverOrphans(), deps.settings.takeoverIntervalMs);
       this.takeoverTimer.unref();
     }
+    // A cancel that reached an instance which does not drive the transfer is carried out here if this
+    // instance does (every instance follows the bus).
+    this.unsubscribes.push(
+      deps.bus.subscribe((event) => {
+        if (event.kind === 'cancel-requested' && this.live.has(event.transferId)) {
+          void this.enqueue(event.transferId, () => this.applyNow(event.transferId, { type: 'cancel-requested' })).catch(
+            (err: unknown) => this.deps.logger.warn({ transferId: event.transferId, err: errorText(err) }, 'cancel for another instance failed'),
+          );
+        }
+      }),
+    );
   }
 
   // ------------------------------------------------------------ switches
@@ -587,17 +601,36 @@ export class TransferService {
 
   async cancel(transferId: string): Promise<Transfer> {
     const current = await this.get(transferId);
-    if (!this.live.has(transferId)) {
-      if (isTerminal(current.state)) {
-        throw new AppError('cannot_cancel', `the transfer has already ended (${current.state})`);
-      }
-      // Another instance drives it: cancelling here would race its switch events.
-      throw new AppError('cannot_cancel', 'the transfer is driven by another service instance', { state: current.state });
+    if (isTerminal(current.state)) {
+      throw new AppError('cannot_cancel', `the transfer has already ended (${current.state})`);
     }
-    const outcome = await this.enqueue(transferId, () =>
-      this.applyNow(transferId, { type: 'cancel-requested' }, { refuseWith: 'cannot_cancel' }),
-    );
-    return outcome ?? current;
+    if (this.live.has(transferId)) {
+      const outcome = await this.enqueue(transferId, () =>
+        this.applyNow(transferId, { type: 'cancel-requested' }, { refuseWith: 'cannot_cancel' }),
+      );
+      return outcome ?? current;
+    }
+    // Another instance drives it (cancelling here would race its switch events): it is asked over the
+    // bus, and the answer is what the store then says.
+    try {
+      await this.deps.bus.publish({ kind: 'cancel-requested', transferId, at: this.now() });
+    } catch (err) {
+      throw storeUnavailable(err);
+    }
+    const deadline = Date.now() + CANCEL_WAIT_MS;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, CANCEL_POLL_MS));
+      const now = await this.get(transferId);
+      if (now.state === 'cancelled') return now;
+      if (!isCancellable(now.state)) {
+        throw new AppError('cannot_cancel', `the transfer is ${now.state} and can no longer be cancelled`, { state: now.state });
+      }
+      if (Date.now() >= deadline) {
+        throw new AppError('cannot_cancel', 'the instance driving the transfer did not confirm the cancel in time', {
+          state: now.state,
+        });
+      }
+    }
   }
 
   // ------------------------------------------------------------ the state machine's shell

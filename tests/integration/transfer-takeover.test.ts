@@ -74,6 +74,38 @@ describe('when the instance driving a transfer dies', () => {
   });
 });
 
+describe('a cancel sent to an instance that does not drive the transfer', () => {
+  it('is carried out by the instance that does, and answered with the cancelled transfer; once answered it is refused', async () => {
+    const a = await startHarness({ redisUrl: redis.url, lease: lease('svc-k') });
+    const b = await startHarness({ redisUrl: redis.url, namespace: a.namespace!, lease: lease('svc-l') });
+    try {
+      a.callControl.answers.set('sw110', 'ring-only');
+      const press = () => a.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody() });
+      const ringing = (await press()).json().transfer.id as string;
+      await expect.poll(async () => (await a.service.get(ringing)).state).toBe('ringing');
+
+      const cancelled = await b.app.inject({ method: 'DELETE', url: `/v1/transfers/${ringing}`, headers: auth('agent') });
+      expect(cancelled.statusCode).toBe(200);
+      expect(cancelled.json().state).toBe('cancelled');
+      // A, which drives it, hung the ringing leg up and gave the call back to its agent; B sent nothing.
+      expect(a.callControl.commandsFor(ringing).map((c) => c.type)).toEqual(['placeCall', 'hangUp', 'returnToAgent']);
+      expect(b.callControl.commands).toEqual([]);
+
+      const answered = (await press()).json().transfer.id as string;
+      await expect.poll(async () => (await a.service.get(answered)).state).toBe('ringing');
+      const legId = (await a.service.get(answered)).targetLegId!;
+      a.callControl.emit({ type: 'target-answered', transferId: answered, legId });
+      await expect.poll(async () => (await b.service.get(answered)).state).toBe('bridged');
+      const refused = await b.app.inject({ method: 'DELETE', url: `/v1/transfers/${answered}`, headers: auth('agent') });
+      expect(refused.statusCode).toBe(409);
+      expect(refused.json().error.code).toBe('cannot_cancel');
+      expect((await a.service.get(answered)).state).toBe('bridged');
+    } finally {
+      await Promise.allSettled([a.close(), b.close()]);
+    }
+  });
+});
+
 describe('looking for orphans', () => {
   it('finds one behind more than a thousand live transfers other instances hold', async () => {
     const b = await startHarness({ redisUrl: redis.url, lease: lease('svc-g') });
