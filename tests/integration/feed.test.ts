@@ -255,10 +255,20 @@ describe('the live feed (one instance, in memory)', () => {
   });
 
   describe('the protocol', () => {
-    it('closes a client that sends something that is not a protocol message (4400), or too large a frame (1009)', async () => {
+    it('closes a client that sends something that is not a protocol message (4400), a supervisor posing as a seat (4400), or too large a frame (1009)', async () => {
       const garbled = await connect({ token: KEYS.supervisor });
       garbled.ws.send('{"v":1,"type":"subscribe","extra":true}');
       expect((await garbled.closed).code).toBe(CLOSE.invalidMessage);
+
+      const notJson = await connect({ token: KEYS.supervisor });
+      notJson.ws.send('subscribe please');
+      expect((await notJson.closed).code).toBe(CLOSE.invalidMessage);
+
+      // A supervisor's key cannot pose as a seat (a seat's pop carries the whole number).
+      const posing = await connect({ token: KEYS.supervisor });
+      posing.subscribe({ seat: { desk: '110', seatId: 'S1' } });
+      expect((await posing.closed).code).toBe(CLOSE.invalidMessage);
+      expect(posing.messages.at(-1)).toMatchObject({ type: 'error', code: 'invalid_message' });
 
       const big = await connect({ token: KEYS.supervisor });
       big.ws.send(JSON.stringify({ v: 1, type: 'ping', id: 'x'.repeat(10_000) }));
