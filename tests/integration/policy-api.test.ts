@@ -183,6 +183,36 @@ describe('the linkage policy over HTTP (in memory)', () => {
     expect(later.json().records.map((r: { transferId: string }) => r.transferId)).toEqual([id]);
   });
 
+  it('lists the records of a time range or a desk, and exports text that looks like a formula defused', async () => {
+    h = await startPolicyHarness();
+    const made: string[] = [];
+    for (const to of ['110', '119']) {
+      const res = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ to, ticket: ticket('0301') }) });
+      made.push(res.json().transfer.id as string);
+    }
+    // An agent's reason is free text: one that starts like a formula must not run in a spreadsheet.
+    const formula = '=HYPERLINK("http://evil.example","点此")';
+    const overridden = await h.app.inject({
+      method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: { ...transferBody({ ticket: ticket('2.09.07') }), reason: formula },
+    });
+    expect(overridden.statusCode).toBe(202);
+    made.push(overridden.json().transfer.id as string);
+    for (const id of made) await expect.poll(async () => (await h.records.get(id))?.outcome).toBe('connected');
+
+    const list = async (query: string) =>
+      ((await h.app.inject({ url: `/v1/transfers?${query}`, headers: auth('supervisor') })).json().records as { transferId: string }[]).map((r) => r.transferId);
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    const hourOn = new Date(Date.now() + 3_600_000).toISOString();
+    expect((await list('desk=119'))).toEqual([made[1]]);
+    expect((await list(`from=${encodeURIComponent(hourAgo)}&to=${encodeURIComponent(hourOn)}`)).sort()).toEqual([...made].sort());
+    expect(await list(`from=${encodeURIComponent(hourOn)}`)).toEqual([]);
+    expect(await list(`to=${encodeURIComponent(hourAgo)}`)).toEqual([]);
+
+    const csv = await h.app.inject({ url: '/v1/transfers/export?format=csv&direction=12345-110', headers: auth('supervisor') });
+    const withReason = csv.body.split('\r\n').find((row) => row.startsWith(made[2]!));
+    expect(withReason).toContain(`,"'=HYPERLINK(""http://evil.example"",""点此"")",`);
+  });
+
   it('keeps the first receiver on every record: a three-way the desk never took stays with it (首接负责制)', async () => {
     h = await startPolicyHarness();
     const threeWay = await h.app.inject({
