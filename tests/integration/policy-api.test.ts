@@ -151,6 +151,35 @@ describe('the linkage policy over HTTP (in memory)', () => {
     expect(metrics).toContain('linkage_bounce_backs_total{desk="110"} 1');
   });
 
+  it('does not count, tell or flag a withheld number as if it were one', async () => {
+    h = await startPolicyHarness();
+    const counted = await h.app.inject({ method: 'POST', url: '/v1/nuisance/calls', headers: auth('pbx'), payload: { callerNumber: 'anonymous' } });
+    expect(counted.statusCode).toBe(200);
+    expect(counted.json()).toMatchObject({ masked: 'withheld', flag: null, recentCalls: 0, repeated: false });
+    const flag = await h.app.inject({
+      method: 'POST', url: '/v1/nuisance/flags', headers: auth('agent'), payload: { callerNumber: 'anonymous', kind: 'threatening' },
+    });
+    expect(flag.statusCode).toBe(400);
+    expect(flag.json().error).toMatchObject({ code: 'invalid_request', details: { field: 'callerNumber' } });
+  });
+
+  it('refuses feedback naming a transfer that did not carry the ticket', async () => {
+    h = await startPolicyHarness();
+    const first = transferBody({ ticket: ticket('1.02') });
+    const other = transferBody({ ticket: ticket('1.02') });
+    const ids: string[] = [];
+    for (const body of [first, other]) {
+      ids.push((await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: body })).json().transfer.id as string);
+    }
+    for (const id of ids) await expect.poll(async () => (await h.records.get(id))?.outcome).toBe('connected');
+    const feedback = { outcome: 'accepted', handlingUnit: '七星分局', result: '已出警处置', handledAt: new Date().toISOString() };
+    const url = `/v1/tickets/${first.ticket.ticketId}/feedback`;
+    const wrong = await h.app.inject({ method: 'POST', url, headers: auth('seat'), payload: { ...feedback, transferId: ids[1] } });
+    expect([wrong.statusCode, wrong.json().error.code]).toEqual([404, 'feedback_without_transfer']);
+    const named = await h.app.inject({ method: 'POST', url, headers: auth('seat'), payload: { ...feedback, transferId: ids[0] } });
+    expect([named.statusCode, named.json().transferId]).toEqual([201, ids[0]]);
+  });
+
   it('takes feedback only from a seat of the desk that received the transfer', async () => {
     h = await startPolicyHarness({ desksByKey: { 'test-seat': ['12345'], 'test-pbx': ['110'] } });
     const body = transferBody({ ticket: ticket('1.02') });
