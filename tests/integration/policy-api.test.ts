@@ -444,4 +444,15 @@ describe('the linkage policy over HTTP (real Redis and PostgreSQL)', () => {
     expect(metrics).toMatch(/linkage_trunk_fallbacks_total\{direction="12345-110"\} 1/);
     expect(metrics).toMatch(/linkage_key_press_to_answer_seconds_count\{direction="12345-110",priority="normal"\} 3/);
   });
+
+  it('records a redirect that only advised the caller, and finds it by its ticket', async () => {
+    const { to: _to, ...power } = transferBody({ ticket: ticket('4.01.01') });
+    const advised = await h.app.inject({ method: 'POST', url: '/v1/redirects', headers: auth('agent'), payload: power });
+    expect(advised.statusCode).toBe(201);
+    const recordId = advised.json().recordId as string;
+    expect(await records.get(recordId)).toMatchObject({ kind: 'redirect', outcome: 'advised', to: 'power', ticketId: power.ticket.ticketId });
+    expect((await records.byTicket(power.ticket.ticketId)).map((r) => r.transferId)).toEqual([recordId]);
+    const listed = await h.app.inject({ url: '/v1/transfers?state=advised', headers: auth('supervisor') });
+    expect(listed.json().records.map((r: { transferId: string }) => r.transferId)).toContain(recordId);
+  });
 });
