@@ -259,6 +259,20 @@ describe('trunk B2BUA (12345 PBX → 110)', () => {
     expect(h.peer.sentByApp({ method: 'INVITE', port: 5092 })).toHaveLength(1);
   });
 
+  it('cancels a ringing transfer at the agent\'s request: CANCEL to 110, and the PBX is told, so its agent keeps the caller', async () => {
+    h = await startHarness();
+    h.peer.party(5090, 'ring-only');
+    const call = h.peer.citizenInvite();
+    await h.peer.until(() => call.statuses.includes(180), 2000, '180 relayed');
+    const cancelled = await h.service.cancel(await h.transferId(0));
+    expect(cancelled.state).toBe('cancelled');
+    await h.peer.until(() => harness().peer.sentByApp({ method: 'CANCEL', port: 5090 }).length === 1, 2000, 'CANCEL to 110');
+    await h.peer.until(() => call.statuses.some((s) => s >= 300), 2000, 'a final answer to the PBX');
+    expect(call.statuses).toEqual([100, 180, 487]);
+    expect(h.peer.sentByApp({ method: 'INVITE', port: 5092 })).toHaveLength(0);
+    await h.peer.until(() => harness().edge.liveCount() === 0, 2000, 'nothing left live on the edge');
+  });
+
   it('propagates the caller\'s CANCEL to 110 and ends the transfer as citizen-left', async () => {
     h = await startHarness();
     h.peer.party(5090, 'ring-only');
