@@ -229,13 +229,19 @@ describe('redis ticket store', () => {
 });
 
 describe('redis transfer store', () => {
-  it("takes the creator's lease in the create itself, and none on a replay or a busy call", async () => {
-    const keys = redisKeys(`l${randomUUID().slice(0, 6)}`);
+  /** A store on keys of its own, its feed stream capped at 100. */
+  const freshStore = (prefix: string) => {
+    const keys = redisKeys(`${prefix}${randomUUID().slice(0, 6)}`);
     const store = new RedisTransferStore(redis, keys, {
       transferTtlSeconds: 600,
       idempotencyTtlSeconds: 600,
       feedLog: { key: keys.feedLog, maxLength: 100 },
     });
+    return { keys, store };
+  };
+
+  it("takes the creator's lease in the create itself, and none on a replay or a busy call", async () => {
+    const { keys, store } = freshStore('l');
     const claim = (t: Transfer) => ({ key: `${keys.leasePrefix}${t.id}`, holderId: 'svc-a', ttlMs: 5000 });
     const first = transfer();
     const made = await store.create(opening(first), { idempotencyKey: 'k-lease', requestFingerprint: 'f', lease: claim(first) });
@@ -259,12 +265,7 @@ describe('redis transfer store', () => {
   });
 
   it('drops from the live set a transfer whose key expired without ending (its instance crashed)', async () => {
-    const keys = redisKeys(`x${randomUUID().slice(0, 6)}`);
-    const store = new RedisTransferStore(redis, keys, {
-      transferTtlSeconds: 600,
-      idempotencyTtlSeconds: 600,
-      feedLog: { key: keys.feedLog, maxLength: 100 },
-    });
+    const { keys, store } = freshStore('x');
     const [kept, crashed] = [transfer(), transfer()];
     for (const t of [kept, crashed]) await store.create(opening(t), { idempotencyKey: null, requestFingerprint: 'x' });
     await redis.del(keys.transfer(crashed.id));
@@ -273,12 +274,7 @@ describe('redis transfer store', () => {
   });
 
   it('walks every live id page by page when crashed ones are dropped on the way', async () => {
-    const keys = redisKeys(`x${randomUUID().slice(0, 6)}`);
-    const store = new RedisTransferStore(redis, keys, {
-      transferTtlSeconds: 600,
-      idempotencyTtlSeconds: 600,
-      feedLog: { key: keys.feedLog, maxLength: 100 },
-    });
+    const { keys, store } = freshStore('x');
     const made = Array.from({ length: 650 }, (_, i) =>
       transfer({ createdAt: new Date(Date.parse('2026-11-23T08:00:00.000Z') + i).toISOString() }),
     );
