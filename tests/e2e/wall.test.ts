@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NuisanceMark } from '../../src/domain/routing-decision.js';
 import { KEYS, startHarness, transferBody, type Harness } from '../support/harness.js';
 import { aTransfer } from '../support/transfer-fixture.js';
 
@@ -61,6 +62,38 @@ describe.skipIf(!present && !mustRun)('the wall page in headless Chromium', () =
     return ((await res.json()) as { transfer: { id: string } }).transfer;
   };
   const live = (page: Page) => page.locator('#connection[data-state="live"]').waitFor({ timeout: 10_000 });
+  /**
+   * This harness has no linkage policy: a marked transfer's transition is put on its bus as the service
+   * would publish it (the policy's own path is tested in compose.test.ts).
+   */
+  const publishMarked = async (step: {
+    state: 'dialing' | 'ringing';
+    from: 'dialing';
+    event: 'nuisance-checked' | 'target-ringing';
+    version: number;
+    nuisance: NuisanceMark;
+    ticketId?: string;
+  }) => {
+    const now = new Date().toISOString();
+    const transfer = aTransfer({
+      state: step.state,
+      version: step.version,
+      targetLegId: 'leg-1',
+      createdAt: now,
+      updatedAt: now,
+      ...(step.ticketId ? { ticketId: step.ticketId } : {}),
+      routing: {
+        basis: 'list', requestedTo: '110', categoryCode: '1.02', categoryName: null, listedOwner: '110',
+        overrideReason: null, danger: false, harassment: null, redirect: null, nuisance: step.nuisance,
+      },
+    });
+    await h.bus.publish({
+      kind: 'transfer',
+      transfer,
+      record: { transferId: transfer.id, at: now, from: step.from, to: step.state, event: step.event, version: step.version },
+    });
+    return transfer;
+  };
 
   it('shows a transfer made through the API as it rings, masked, with the counts and the switch, and reconnects by itself', async () => {
     h.callControl.answers.set('sw110', 'ring-only');
@@ -115,25 +148,9 @@ describe.skipIf(!present && !mustRun)('the wall page in headless Chromium', () =
     page.on('pageerror', (err) => errors.push(err.message));
     await page.goto(`${base}/wall#token=${KEYS.supervisor}`);
     await live(page);
-    // This harness has no linkage policy: the transition the service publishes once the lookup
-    // answers is put on its bus as the service would (the policy's own path is tested in compose.test.ts).
-    const now = new Date().toISOString();
-    const marked = aTransfer({
-      state: 'dialing',
-      version: 4,
-      targetLegId: 'leg-1',
-      createdAt: now,
-      updatedAt: now,
-      routing: {
-        basis: 'list', requestedTo: '110', categoryCode: '1.02', categoryName: null, listedOwner: '110',
-        overrideReason: null, danger: false, harassment: null, redirect: null,
-        nuisance: { flagged: 'threatening', recentCalls: 2, repeated: false },
-      },
-    });
-    await h.bus.publish({
-      kind: 'transfer',
-      transfer: marked,
-      record: { transferId: marked.id, at: now, from: 'dialing', to: 'dialing', event: 'nuisance-checked', version: 4 },
+    const marked = await publishMarked({
+      state: 'dialing', from: 'dialing', event: 'nuisance-checked', version: 4,
+      nuisance: { flagged: 'threatening', recentCalls: 2, repeated: false },
     });
     const badge = page.locator(`tr[data-transfer-id="${marked.id}"] td.caller .nuisance`);
     await badge.waitFor({ timeout: 10_000 });
@@ -148,30 +165,15 @@ describe.skipIf(!present && !mustRun)('the wall page in headless Chromium', () =
     page.on('pageerror', (err) => errors.push(err.message));
     await page.goto(`${base}/seat#token=${KEYS.seat}&desk=110&seat=S-110-03`);
     await live(page);
-    // As above: the ringing transition of a marked transfer, published as the service would, with its stub.
     const now = new Date().toISOString();
     const { ticket } = transferBody();
     await h.tickets.put(
       { ...ticket, sourceDesk: '12345', callerNumber: WHOLE, agentId: 'A1001', seatId: 'S07', createdAt: now },
       600,
     );
-    const ringing = aTransfer({
-      state: 'ringing',
-      version: 5,
-      targetLegId: 'leg-1',
-      ticketId: ticket.ticketId,
-      createdAt: now,
-      updatedAt: now,
-      routing: {
-        basis: 'list', requestedTo: '110', categoryCode: '1.02', categoryName: null, listedOwner: '110',
-        overrideReason: null, danger: false, harassment: null, redirect: null,
-        nuisance: { flagged: null, recentCalls: 7, repeated: true },
-      },
-    });
-    await h.bus.publish({
-      kind: 'transfer',
-      transfer: ringing,
-      record: { transferId: ringing.id, at: now, from: 'dialing', to: 'ringing', event: 'target-ringing', version: 5 },
+    const ringing = await publishMarked({
+      state: 'ringing', from: 'dialing', event: 'target-ringing', version: 5, ticketId: ticket.ticketId,
+      nuisance: { flagged: null, recentCalls: 7, repeated: true },
     });
     const card = page.locator(`article[data-transfer-id="${ringing.id}"]`);
     await card.waitFor({ timeout: 10_000 });
