@@ -115,4 +115,32 @@ describe('the transfer lease in a real Redis', () => {
     expect(await a.holder(stoppedId)).toBeNull();
     for (const stop of stops) stop();
   });
+
+  it('keep() renews each lease a third of a TTL after its last renewal, not all of them at once, a few per script call', async () => {
+    const a = new RedisTransferLease(redisA, { holderId: 'svc-a', ttlMs: 3_000 });
+    const early = Array.from({ length: 60 }, () => randomUUID());
+    const late = Array.from({ length: 60 }, () => randomUUID());
+    await Promise.all(early.map((id) => a.acquire(id)));
+    const stops = early.map((id) => a.keep(id, () => undefined));
+    await new Promise((r) => setTimeout(r, 600));
+    await Promise.all(late.map((id) => a.acquire(id)));
+    stops.push(...late.map((id) => a.keep(id, () => undefined)));
+    const callsBefore = await renewCalls();
+    // At 1.2 s the early leases (kept 1.2 s ago) are renewed; the late ones (0.6 s ago) not yet.
+    await new Promise((r) => setTimeout(r, 600));
+    const ttls = async (ids: string[]) => Promise.all(ids.map((id) => redisA.pttl(a.key(id))));
+    expect(Math.min(...(await ttls(early)))).toBeGreaterThan(2_600);
+    expect(Math.max(...(await ttls(late)))).toBeLessThan(2_500);
+    // 60 leases went out in more than two calls (at most 25 a call), and none of the late ones yet.
+    expect((await renewCalls()) - callsBefore).toBeGreaterThanOrEqual(3);
+    await new Promise((r) => setTimeout(r, 600));
+    expect(Math.min(...(await ttls(late)))).toBeGreaterThan(2_600);
+    for (const stop of stops) stop();
+  });
+
+  /** Script calls Redis has run so far (every lease command is one). */
+  async function renewCalls(): Promise<number> {
+    const stats = await redisB.info('commandstats');
+    return Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1] ?? 0) + Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  }
 });
