@@ -66,6 +66,35 @@ const redisForks = async () => {
   return { count: field('total_forks'), lastForkMs: field('latest_fork_usec') / 1000, lastRewriteS: field('aof_last_rewrite_time_sec') };
 };
 
+// What held Redis up, per round, as Redis itself reports it: commands that ran over 1 ms (its slow
+// log) and its latency monitor's events over 1 ms (a fork, a blocked append-only-file write).
+if (redisProbe.status !== 'ready') await new Promise((resolve) => redisProbe.once('ready', resolve));
+await redisProbe.config('SET', 'slowlog-log-slower-than', '1000');
+await redisProbe.config('SET', 'latency-monitor-threshold', '1');
+const redisStallsReset = async () => {
+  await redisProbe.call('SLOWLOG', 'RESET');
+  await redisProbe.call('LATENCY', 'RESET');
+};
+const redisStalls = async (): Promise<string> => {
+  const slow = (await redisProbe.call('SLOWLOG', 'GET', '1000')) as [number, number, number, string[]][];
+  // A slow command by its name and first key, ids left out: "evalsha hl:lease:transfer:… (25 keys)".
+  const kinds = new Map<string, { count: number; maxMs: number }>();
+  for (const [, , micros, args] of slow) {
+    const [name = '?', ...rest] = args;
+    // EVALSHA's arguments: the script's hash, its number of keys, then the keys.
+    const script = name.toLowerCase() === 'evalsha';
+    const keyed = script ? rest.slice(2) : rest;
+    const keyCount = script ? ` (${rest[1]} keys)` : '';
+    const kind = `${name.toLowerCase()} ${(keyed[0] ?? '').replace(/[0-9a-f-]{8,}.*$/i, '…')}${keyCount}`;
+    const seen = kinds.get(kind) ?? { count: 0, maxMs: 0 };
+    kinds.set(kind, { count: seen.count + 1, maxMs: Math.max(seen.maxMs, micros / 1000) });
+  }
+  const events = (await redisProbe.call('LATENCY', 'LATEST')) as [string, number, number, number][];
+  const commands = [...kinds].map(([kind, k]) => `${k.count}× ${kind} (max ${k.maxMs.toFixed(1)} ms)`).join(', ');
+  const stalls = events.map(([event, , , maxMs]) => `${event} ${maxMs} ms`).join(', ');
+  return `Redis commands over 1 ms: ${commands || 'none'}; its latency events over 1 ms (worst of each): ${stalls || 'none'}`;
+};
+
 interface Latencies {
   /** From the load generator's send to the act (place-call command, or the floor's reply from Redis). */
   readonly total: number[];
@@ -97,6 +126,7 @@ const rounds: {
   floor: Latencies;
   cost: ServiceCost;
   forks: { count: number; lastForkMs: number; lastRewriteS: number };
+  redisStalls: string;
 }[] = [];
 for (let round = 0; round < ROUNDS; round += 1) {
   const floorLoad = requests(COUNT);
@@ -106,8 +136,10 @@ for (let round = 0; round < ROUNDS; round += 1) {
   const serviceLoad = requests(COUNT);
   let watch: { stop(): ServiceCost } | null = null;
   const forksBefore = await redisForks();
+  await redisStallsReset();
   const serviceResult = await load(servicePort, serviceLoad, () => (watch = watchCost()), WATCHERS);
   const forksAfter = await redisForks();
+  const stalls = await redisStalls();
   const forks = { count: forksAfter.count - forksBefore.count, lastForkMs: forksAfter.lastForkMs, lastRewriteS: forksAfter.lastRewriteS };
   const cost = (watch as { stop(): ServiceCost } | null)?.stop();
   if (!cost) throw new Error('the load generator never said the measured requests started');
@@ -122,6 +154,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
     floor: floorLatencies,
     cost,
     forks,
+    redisStalls: stalls,
   });
   // Every round starts from the same state: the round's calls end (the citizens hang up), unmeasured,
   // and what the benchmark itself kept of the round is let go.
@@ -158,6 +191,7 @@ rounds.forEach((r, i) => {
     `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB; a 1 ms timer on the event loop ran every p99 ${cost.loopDelayMs.p99.toFixed(2)} ms, p99.9 ${cost.loopDelayMs.p999.toFixed(2)} ms, max ${cost.loopDelayMs.max.toFixed(1)} ms`,
   );
   console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}; Redis forked ${r.forks.count} times (append-only file rewrites${r.forks.count > 0 ? `; the last fork stalled it ${r.forks.lastForkMs.toFixed(1)} ms, its rewrite took ${r.forks.lastRewriteS} s` : ''})`);
+  console.log(`  ${r.redisStalls}`);
 });
 const median = (values: number[]) => percentile(values, 50).toFixed(2);
 
