@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import type { FeedHub } from '../src/feed/feed-hub.js';
+import { summarise } from '../src/domain/transfer.js';
 import { machine, percentile } from './bench-report.js';
 import type { EventBus, FeedLog } from '../src/ports.js';
 
@@ -180,8 +181,8 @@ async function serve(): Promise<void> {
       for (let i = 0; i < message.events; i += 1) {
         const at = new Date().toISOString();
         await bus.publish({
-          kind: 'transfer',
-          transfer: { ...base, version: i + 1, updatedAt: at },
+          kind: 'transition',
+          transfer: summarise({ ...base, version: i + 1, updatedAt: at }),
           record: {
             transferId: base.id,
             at,

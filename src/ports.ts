@@ -2,6 +2,7 @@
 // (adapters/memory, adapters/redis, adapters/freeswitch, adapters/sip); main.ts wires them.
 import type { CallerId } from './domain/phone-number.js';
 import type { TicketStub, DeskId } from './domain/ticket-stub.js';
+import { summarise } from './domain/transfer.js';
 import type {
   FailureReason,
   Party,
@@ -11,6 +12,7 @@ import type {
   TransferEvent,
   TransferMode,
   TransferState,
+  TransferSummary,
 } from './domain/transfer.js';
 
 // ---------------------------------------------------------------- call control (a switch)
@@ -187,12 +189,36 @@ export interface TransferStore {
 
 // ---------------------------------------------------------------- event bus
 
+/**
+ * A transition an instance made, as every instance hears of it: the transfer summarised (its caller's
+ * number masked). Stream entries of kind 'transfer', written before 2026-12-03, carried the whole
+ * transfer; the Redis bus reads them as this.
+ */
+export interface TransitionBusEvent {
+  readonly kind: 'transition';
+  readonly transfer: TransferSummary;
+  readonly record: TransitionRecord;
+}
+
+/**
+ * A transition this instance made, with the whole transfer: told to this instance's own observers (call
+ * records, metrics) as it is made, never sent to other instances.
+ */
+export interface TransitionEvent {
+  readonly kind: 'transfer';
+  readonly transfer: Transfer;
+  readonly record: TransitionRecord;
+}
+
+/** What this instance's own observers are told: its transitions (whole) and the events it publishes. */
+export type ObservedEvent = TransitionEvent | BusEvent;
+
+export function transitionBusEvent(transfer: Transfer, record: TransitionRecord): TransitionBusEvent {
+  return { kind: 'transition', transfer: summarise(transfer), record };
+}
+
 export type BusEvent =
-  | {
-      readonly kind: 'transfer';
-      readonly transfer: Transfer;
-      readonly record: TransitionRecord;
-    }
+  | TransitionBusEvent
   | { readonly kind: 'switch'; readonly status: SwitchStatus; readonly at: string }
   | { readonly kind: 'store'; readonly healthy: boolean; readonly detail: string; readonly at: string }
   /** A cancel asked of an instance that does not drive the transfer, for the instance that does. */

@@ -1,6 +1,6 @@
 // A transfer: one key press that moves a live call to another desk (一键携号转接) or opens a three-way call.
 import { z } from 'zod';
-import type { CallerId } from './phone-number.js';
+import { maskNumber, type CallerId } from './phone-number.js';
 import type { NuisanceMark, TransferRouting } from './routing-decision.js';
 import type { DeskId } from './ticket-stub.js';
 
@@ -86,6 +86,55 @@ export interface Transfer {
   readonly updatedAt: string;
   /** What the routing check decided (the list, an emergency, an override, a redirect); absent without a policy. */
   readonly routing?: TransferRouting;
+}
+
+/**
+ * A transfer as every service instance hears of it (the live feed's source, on the event bus): what a
+ * supervisor's wall shows, the caller's number masked. The whole transfer (the citizen's number, the
+ * legs, the trunks, the routing decision) stays in the transfer store: carried in every transition
+ * that went to the bus's stream, it was half of what Redis wrote for a transfer.
+ */
+export interface TransferSummary {
+  readonly id: string;
+  readonly state: TransferState;
+  readonly direction: { readonly from: DeskId; readonly to: DeskId };
+  readonly mode: TransferMode;
+  readonly priority: Priority;
+  /** Masked: 138****8000, or "withheld". */
+  readonly callerId: string;
+  readonly agent: { readonly agentId: string; readonly seatId: string };
+  readonly targetDesk: DeskId;
+  readonly trunkIndex: number;
+  readonly ticketId: string;
+  readonly stubDeferred: boolean;
+  readonly failure: { readonly reason: FailureReason; readonly cause: string } | null;
+  readonly endedBy: Party | null;
+  readonly nuisance: NuisanceMark | null;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export function summarise(t: Transfer): TransferSummary {
+  return {
+    id: t.id,
+    state: t.state,
+    direction: { from: t.direction.from, to: t.direction.to },
+    mode: t.mode,
+    priority: t.priority,
+    callerId: maskNumber(t.presentedCallerId),
+    agent: { agentId: t.agent.agentId, seatId: t.agent.seatId },
+    targetDesk: t.target.desk,
+    trunkIndex: t.trunkIndex,
+    ticketId: t.ticketId,
+    stubDeferred: t.stubDeferred,
+    failure: t.failure ? { reason: t.failure.reason, cause: t.failure.cause } : null,
+    endedBy: t.endedBy,
+    nuisance: t.routing?.nuisance ?? null,
+    version: t.version,
+    createdAt: t.createdAt,
+    updatedAt: t.updatedAt,
+  };
 }
 
 export type TransferEvent =

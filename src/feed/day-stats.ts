@@ -1,6 +1,5 @@
 // Counts and failures of the day for the wall. Every instance sees every bus event, so recording is
 // idempotent (a transfer id is counted once however many instances record it): sets, not counters.
-import type { Transfer } from '../domain/transfer.js';
 import type { TransitionRecord } from '../ports.js';
 import type { DayCounts, FailureSummary } from './protocol.js';
 
@@ -15,13 +14,12 @@ export interface DayStats {
 }
 
 /** Which count of the day a transition adds to, if any. */
-export function countOf(transfer: Transfer, record: TransitionRecord): DayCount | null {
+export function countOf(record: TransitionRecord): DayCount | null {
   if (record.event === 'created') return 'requested';
   if ((record.to === 'bridged' || record.to === 'conferenced') && record.from === 'answered')
     return 'connected';
   if (record.to === 'failed' || record.to === 'rejected') return 'failed';
   if (record.to === 'cancelled') return 'cancelled';
-  void transfer;
   return null;
 }
 

@@ -3,9 +3,8 @@
 // waiting on any. A client that cannot keep up is dropped, never waited for.
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
-import { maskNumber } from '../domain/phone-number.js';
 import type { TicketStub } from '../domain/ticket-stub.js';
-import type { Transfer } from '../domain/transfer.js';
+import { summarise, type TransferSummary } from '../domain/transfer.js';
 import type {
   Clock,
   EventBus,
@@ -315,10 +314,10 @@ export class FeedHub {
   }
 
   private async sendSnapshot(client: FeedClient, seq: string | null): Promise<void> {
-    let live: Transfer[] = [];
+    let live: TransferSummary[] = [];
     let store = this.store;
     try {
-      live = await this.deps.transfers.listLive();
+      live = (await this.deps.transfers.listLive()).map(summarise);
     } catch (err) {
       // The feed still shows what this instance does, and says the store is away (ARCHITECTURE.md:
       // emergencies are never blocked by a broken dependency, and the feed says so).
@@ -327,7 +326,7 @@ export class FeedHub {
     const switches = this.switchStatuses();
     if (client.seat) {
       const desk = client.seat.desk;
-      const ringing = live.filter((t) => t.target.desk === desk && t.state === 'ringing');
+      const ringing = live.filter((t) => t.targetDesk === desk && t.state === 'ringing');
       const pops = await Promise.all(
         ringing.map(async (t) => this.popOf(t, await this.stubOf(t.ticketId), await this.feedTransfer(t))),
       );
@@ -421,7 +420,7 @@ export class FeedHub {
   private observe({ event }: SequencedEvent): void {
     if (event.kind === 'switch') this.switches.set(event.status.switchId, event.status);
     else if (event.kind === 'store') this.store = { healthy: event.healthy, detail: event.detail, at: event.at };
-    else if (event.kind === 'transfer') this.count(event.transfer, event.record);
+    else if (event.kind === 'transition') this.count(event.transfer, event.record);
   }
 
   private anyoneFollowing(): boolean {
@@ -451,7 +450,7 @@ export class FeedHub {
       };
       return { seq, desks: null, supervisor: frame(message), seatDesk: null, seat: null };
     }
-    if (event.kind !== 'transfer') {
+    if (event.kind !== 'transition') {
       // A kind this feed does not know yet (issue 6 adds feedback and nuisance events): skip it.
       return { seq, desks: [], supervisor: null, seatDesk: null, seat: null };
     }
@@ -465,7 +464,7 @@ export class FeedHub {
       change: { from: record.from, to: record.to, event: record.event, at: record.at },
     });
     let seat: Buffer | null = null;
-    const desk = transfer.target.desk;
+    const desk = transfer.targetDesk;
     if (record.to === 'ringing' && record.from !== 'ringing') {
       if (this.anySeatOn(desk)) {
         seat = frame({
@@ -522,7 +521,8 @@ export class FeedHub {
 
   // ------------------------------------------------------------ views
 
-  private async feedTransfer(t: Transfer): Promise<FeedTransfer> {
+  /** The transfer as a wall shows it: the summary every instance hears, with its ticket's category. */
+  private async feedTransfer(t: TransferSummary): Promise<FeedTransfer> {
     const meta = await this.categoryOf(t.ticketId);
     return {
       id: t.id,
@@ -532,23 +532,23 @@ export class FeedHub {
       priority: t.priority,
       category: meta?.category ?? null,
       urgency: meta?.urgency ?? null,
-      callerId: maskNumber(t.presentedCallerId),
+      callerId: t.callerId,
       agent: { agentId: t.agent.agentId, seatId: t.agent.seatId },
-      targetDesk: t.target.desk,
+      targetDesk: t.targetDesk,
       trunkIndex: t.trunkIndex,
       ticketId: t.ticketId,
       stubDeferred: t.stubDeferred,
       failure: t.failure ? { reason: t.failure.reason, cause: t.failure.cause } : null,
       endedBy: t.endedBy,
-      nuisance: t.routing?.nuisance ?? null,
+      nuisance: t.nuisance,
       version: t.version,
       createdAt: t.createdAt,
       updatedAt: t.updatedAt,
     };
   }
 
-  private popOf(t: Transfer, stub: TicketStub | null, view: FeedTransfer): ScreenPop {
-    return { transferId: t.id, desk: t.target.desk, stub, transfer: view };
+  private popOf(t: TransferSummary, stub: TicketStub | null, view: FeedTransfer): ScreenPop {
+    return { transferId: t.id, desk: t.targetDesk, stub, transfer: view };
   }
 
   private async stubOf(ticketId: string): Promise<TicketStub | null> {
@@ -579,8 +579,8 @@ export class FeedHub {
 
   // ------------------------------------------------------------ day counts
 
-  private count(transfer: Transfer, record: TransitionRecord): void {
-    const count = countOf(transfer, record);
+  private count(transfer: TransferSummary, record: TransitionRecord): void {
+    const count = countOf(record);
     if (count === null) return;
     const day = dayOf(new Date(record.at), this.deps.settings.timeZone);
     // Only a failure's summary names the category, read from the stub (cached) off this chain.
@@ -592,7 +592,7 @@ export class FeedHub {
             direction: { ...transfer.direction },
             mode: transfer.mode,
             reason: transfer.failure?.reason ?? record.to,
-            callerId: maskNumber(transfer.presentedCallerId),
+            callerId: transfer.callerId,
             category: meta?.category ?? null,
           }))
         : Promise.resolve(null);

@@ -2,7 +2,7 @@
 // so tests can build several. Labels are desks, modes and outcomes: never a number or an id.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { isTerminal } from '../domain/transfer.js';
-import type { BusEvent, HealthCheck } from '../ports.js';
+import type { HealthCheck, ObservedEvent } from '../ports.js';
 import { isTrunkFallback, outcomeOf, rowOf } from '../records/call-record.js';
 
 export class LinkageMetrics {
@@ -128,7 +128,7 @@ export class LinkageMetrics {
     this.feedClientCount = read;
   }
 
-  observe(event: BusEvent): void {
+  observe(event: ObservedEvent): void {
     switch (event.kind) {
       case 'transfer': {
         const { transfer, record } = event;

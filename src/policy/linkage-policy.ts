@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { parseRoutingList, type RoutingList } from '../domain/routing-list.js';
 import type { PolicyRouteDeps } from '../http/routes/policy-routes.js';
 import { LinkageMetrics } from '../metrics/metrics.js';
-import type { BusEvent, Clock, EventBus, HealthCheck } from '../ports.js';
+import type { Clock, EventBus, HealthCheck, ObservedEvent } from '../ports.js';
 import type { CallRecordStore } from '../records/call-record.js';
 import { RecordWriter, tapBus } from '../records/record-writer.js';
 import type { TransferService } from '../transfer/transfer-service.js';
@@ -100,7 +100,7 @@ export class LinkagePolicy {
   }
 
   /** Records and counts an event of this instance's: the policy's own (through `bus`) and each transfer transition. */
-  observe(event: BusEvent): void {
+  observe(event: ObservedEvent): void {
     for (const observer of [this.writer, this.metrics]) {
       try {
         observer.observe(event);

@@ -4,7 +4,7 @@
 // unreachable (an outage, a restart) a write is retried until it goes through, so an outage loses
 // nothing; the queue is bounded, and a write the store refuses outright is given up after a few tries.
 import type { Logger } from 'pino';
-import type { BusEvent, EventBus } from '../ports.js';
+import type { BusEvent, EventBus, ObservedEvent } from '../ports.js';
 import type { CallRecordStore } from './call-record.js';
 
 /** Writes waiting at most; past it new ones are dropped (and counted) rather than exhaust memory. */
@@ -41,7 +41,7 @@ export class RecordWriter {
     return this.pending;
   }
 
-  observe(event: BusEvent): void {
+  observe(event: ObservedEvent): void {
     if (event.kind !== 'transfer') return;
     const { transfer, record } = event;
     if (this.pending >= PENDING_CAP) {

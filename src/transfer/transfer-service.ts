@@ -9,19 +9,21 @@ import type { NuisanceMark } from '../domain/routing-decision.js';
 import { isSettled, isTerminal, TARGET_FAILURES, type TargetFailure, type Transfer, type TransferEffect, type TransferEvent } from '../domain/transfer.js';
 import { isCancellable, transition } from '../domain/transfer-state.js';
 import { AppError } from '../errors.js';
-import type {
-  BusEvent,
-  CallControl,
-  CallControlEvent,
-  Clock,
-  EventBus,
-  IdSource,
-  InFlightLegs,
-  CreateResult,
-  TicketStore,
-  TransferLease,
-  TransferStore,
-  TransitionRecord,
+import {
+  transitionBusEvent,
+  type BusEvent,
+  type CallControl,
+  type CallControlEvent,
+  type Clock,
+  type EventBus,
+  type IdSource,
+  type InFlightLegs,
+  type CreateResult,
+  type TicketStore,
+  type TransferLease,
+  type TransferStore,
+  type TransitionEvent,
+  type TransitionRecord,
 } from '../ports.js';
 import { DeferredWrites } from './deferred-writes.js';
 import { parseTransferRequest, type TransferRequest, type TransferRequestInput } from './transfer-request.js';
@@ -80,7 +82,6 @@ export interface TransferServiceDeps {
   readonly onTransition?: (event: TransitionEvent) => void;
 }
 
-export type TransitionEvent = Extract<BusEvent, { kind: 'transfer' }>;
 
 export interface RequestOptions {
   readonly idempotencyKey: string | null;
@@ -951,7 +952,7 @@ export class TransferService {
    * (other instances, once it is written). Local observers hear of both.
    */
   private announce(event: TransitionEvent, persisted: 'saved' | 'deferred'): void {
-    if (persisted === 'deferred') void this.publish(event);
+    if (persisted === 'deferred') void this.publish(transitionBusEvent(event.transfer, event.record));
     try {
       this.deps.onTransition?.(event);
     } catch (err) {

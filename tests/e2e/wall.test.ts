@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NuisanceMark } from '../../src/domain/routing-decision.js';
+import { summarise } from '../../src/domain/transfer.js';
 import { KEYS, startHarness, transferBody, type Harness } from '../support/harness.js';
 import { aTransfer } from '../support/transfer-fixture.js';
 
@@ -88,8 +89,8 @@ describe.skipIf(!present && !mustRun)('the wall page in headless Chromium', () =
       },
     });
     await h.bus.publish({
-      kind: 'transfer',
-      transfer,
+      kind: 'transition',
+      transfer: summarise(transfer),
       record: { transferId: transfer.id, at: now, from: step.from, to: step.state, event: step.event, version: step.version },
     });
     return transfer;

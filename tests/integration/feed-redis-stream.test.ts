@@ -4,11 +4,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisStreamEventBus } from '../../src/adapters/redis/redis-stream-event-bus.js';
+import { summarise } from '../../src/domain/transfer.js';
 import type { SequencedEvent } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { startProxy, type Proxy } from '../support/tcp-proxy.js';
 import { openFeed } from '../support/feed-client.js';
 import { KEYS, startHarness } from '../support/harness.js';
+import { aRecord, aTransfer } from '../support/transfer-fixture.js';
 
 function detailOf(e: SequencedEvent | undefined): string | null {
   return e?.event.kind === 'store' ? e.event.detail : null;
@@ -82,6 +84,26 @@ describe('the Redis Stream bus', () => {
     await new Promise((resolve) => writer.once('ready', resolve));
     await writer.xadd('connecting', '*', 'e', JSON.stringify(event('first write')));
     await expect.poll(() => seen.map(detailOf)).toEqual(['first write']);
+  });
+
+  it('an entry of the older form (the whole transfer, as instances before the upgrade write) is heard as a transition, summarised, live and on replay', async () => {
+    const { b, seen } = await pair('legacy', 1000);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the reader is waiting
+    const t = aTransfer({ state: 'ringing', version: 4 });
+    const record = { ...aRecord(t, 'target-ringing'), from: 'dialing' as const };
+    const writer = connection(redis.port);
+    await new Promise((resolve) => writer.once('ready', resolve));
+    const first = await writer.xadd('legacy', '*', 'e', JSON.stringify({ kind: 'store', healthy: true, detail: 'x', at: t.createdAt }));
+    const id = await writer.xadd('legacy', '*', 'e', JSON.stringify({ kind: 'transfer', transfer: t, record }));
+    const heard = { kind: 'transition', transfer: summarise(t), record };
+    await expect.poll(() => seen.length).toBe(2);
+    expect(seen[1]).toEqual({ seq: id, event: heard });
+    expect(await b.since(first!, id!, 10)).toEqual([{ seq: id, event: heard }]);
+    // A transfer entry that is not one (another writer's) is skipped, and the reader carries on.
+    await writer.xadd('legacy', '*', 'e', JSON.stringify({ kind: 'transfer', transfer: null }));
+    await writer.xadd('legacy', '*', 'e', JSON.stringify(event('after')));
+    await expect.poll(() => seen.map(detailOf).at(-1)).toBe('after');
+    expect(seen).toHaveLength(3);
   });
 
   it('an instance whose reader was cut off briefly gets every event it missed, in order, from the stream', async () => {

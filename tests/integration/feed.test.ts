@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { summarise } from '../../src/domain/transfer.js';
 import { CLOSE } from '../../src/feed/protocol.js';
 import { openFeed, refusedHandshake, type FeedTestClient } from '../support/feed-client.js';
 import { auth, KEYS, startHarness, transferBody, type Harness } from '../support/harness.js';
@@ -350,8 +351,8 @@ describe('the live feed (one instance, in memory)', () => {
         // Events arrive from the switch and Redis over time, not in one tick: let I/O run now and then.
         if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve));
         await h.bus.publish({
-          kind: 'transfer',
-          transfer: { ...t, version: 100 + i },
+          kind: 'transition',
+          transfer: summarise({ ...t, version: 100 + i }),
           record: {
             transferId: t.id,
             at: t.updatedAt,

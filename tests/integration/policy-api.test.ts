@@ -93,8 +93,8 @@ describe('the linkage policy over HTTP (in memory)', () => {
       last = await h.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody({ ticket: ticket('1.02') }) });
     }
     expect(last!.json().transfer.routing.nuisance).toEqual({ flagged: 'threatening', recentCalls: 3, repeated: true });
-    const marked = events.find((e) => e.kind === 'transfer' && e.transfer.id === last!.json().transfer.id && e.record.event === 'nuisance-checked');
-    expect(marked?.kind === 'transfer' && marked.transfer.routing?.nuisance?.flagged).toBe('threatening');
+    const marked = events.find((e) => e.kind === 'transition' && e.transfer.id === last!.json().transfer.id && e.record.event === 'nuisance-checked');
+    expect(marked?.kind === 'transition' && marked.transfer.nuisance?.flagged).toBe('threatening');
     const routing = (await h.records.get(last!.json().transfer.id))?.routing;
     expect(routing?.nuisance).toEqual({ flagged: 'threatening', recentCalls: 3, repeated: true });
     const other = await h.app.inject({

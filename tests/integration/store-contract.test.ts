@@ -7,7 +7,7 @@ import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memor
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
-import type { Transfer } from '../../src/domain/transfer.js';
+import { summarise, type Transfer } from '../../src/domain/transfer.js';
 import { LIVE_LIST_CAP, type BusEvent, type TicketStore, type TransferStore } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { aRecord, anOpening, aTransfer, TICKET_STUB } from '../support/transfer-fixture.js';
@@ -28,7 +28,7 @@ const opening = anOpening;
 /** What the store published about one transfer: its events' records and versions. */
 async function publishedFor(s: Stores, transferId: string): Promise<{ event: string; version: number; state: string }[]> {
   return (await s.published()).flatMap((e) =>
-    e.kind === 'transfer' && e.transfer.id === transferId
+    e.kind === 'transition' && e.transfer.id === transferId
       ? [{ event: e.record.event, version: e.record.version, state: e.transfer.state }]
       : [],
   );
@@ -54,6 +54,20 @@ function contract(name: string, make: () => Promise<Stores>) {
       expect(await s.transfers.auditTrail(t.id)).toEqual([record(t)]);
       expect(await s.tickets.get(t.ticketId)).toEqual({ ...stub, ticketId: t.ticketId });
       expect(await publishedFor(s, t.id)).toEqual([{ event: 'created', version: 1, state: 'requested' }]);
+    });
+
+    it('publishes each transition with the transfer summarised: the caller masked, no legs, trunks or routing basis', async () => {
+      const t = { ...transfer(), presentedCallerId: { kind: 'number' as const, national: '13912345678', type: 'mobile' as const } };
+      await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 's' });
+      const ringing = { ...t, state: 'ringing' as const, version: 2, targetLegId: randomUUID() };
+      expect(await s.transfers.save(ringing, { ...record(ringing, 'target-ringing'), from: 'requested' })).toBe('saved');
+      const mine = (await s.published()).filter((e) => e.kind === 'transition' && e.transfer.id === t.id);
+      expect(mine).toHaveLength(2);
+      expect(mine[1]).toEqual({ kind: 'transition', transfer: summarise(ringing), record: { ...record(ringing, 'target-ringing'), from: 'requested' } });
+      expect(mine[1]?.kind === 'transition' && mine[1].transfer.callerId).toBe('139****5678');
+      // Nothing every instance hears holds the whole number, the legs or the trunks.
+      const heard = JSON.stringify(mine);
+      for (const secret of ['13912345678', ringing.targetLegId, t.citizenLeg.legId, ...t.target.trunks]) expect(heard).not.toContain(secret);
     });
 
     it('stores and publishes every transition made before the first write, in order, with the transfer after the last', async () => {

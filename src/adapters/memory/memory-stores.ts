@@ -2,7 +2,7 @@
 // They keep the same contract as the Redis stores (one contract suite runs against both).
 import type { TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import { LIVE_LIST_CAP, type Clock, type CreateOptions, type CreateResult, type EventBus, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
+import { LIVE_LIST_CAP, transitionBusEvent, type Clock, type CreateOptions, type CreateResult, type EventBus, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
 
 /** How many puts between sweeps of expired stubs, so an idle stub does not stay in memory for ever. */
 const SWEEP_EVERY = 1000;
@@ -120,7 +120,7 @@ export class MemoryTransferStore implements TransferStore {
 
   private publish(transfer: Transfer, record: TransitionRecord): void {
     // The in-memory bus delivers at once; only a listener's own bug could reject, and that is not the store's.
-    this.bus.publish({ kind: 'transfer', transfer, record }).catch(() => undefined);
+    this.bus.publish(transitionBusEvent(transfer, record)).catch(() => undefined);
   }
 
   async get(transferId: string): Promise<Transfer | null> {

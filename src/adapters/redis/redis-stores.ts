@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import { TicketStubSchema, type TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import { LIVE_LIST_CAP, type CreateOptions, type CreateResult, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
+import { LIVE_LIST_CAP, transitionBusEvent, type CreateOptions, type CreateResult, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
 import { AUDIT_CAP, type RedisKeys } from './keys.js';
 
 export class RedisTicketStore implements TicketStore {
@@ -25,17 +25,18 @@ export class RedisTicketStore implements TicketStore {
 }
 
 // Both scripts end by appending each stored transition to the feed stream, as RedisStreamEventBus
-// writes it (field 'e', the bus event's JSON): the transfer store's outbox (see TransferStore).
+// writes it (field 'e', the bus event's JSON, made here: the transfer summarised, see TransferSummary):
+// the transfer store's outbox (see TransferStore).
 const APPEND_EVENT = `
-local function appendEvent(stream, maxLength, transferJson, recordJson)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxLength, '*', 'e',
-    '{"kind":"transfer","transfer":' .. transferJson .. ',"record":' .. recordJson .. '}')
+local function appendEvent(stream, maxLength, eventJson)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxLength, '*', 'e', eventJson)
 end
 `;
 
 // KEYS: idem, callLock, transfer, audit, live, ticket, feed stream, lease
 // ARGV: hasIdem, idemValueJson, transferId, ttl, idemTtl, score, stubJson, stubTtl, feedMaxLength,
-//       lease holder ('' for none), lease ttl ms, then per step, oldest first: transferJson, recordJson
+//       lease holder ('' for none), lease ttl ms, then per step, oldest first: transferJson, recordJson,
+//       busEventJson
 const CREATE_SCRIPT = `${APPEND_EVENT}
 if ARGV[1] == '1' then
   local seen = redis.call('GET', KEYS[1])
@@ -46,12 +47,12 @@ if holder then return {'call-busy', holder} end
 redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[8])
 if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5]) end
 redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
-redis.call('SET', KEYS[3], ARGV[#ARGV - 1], 'EX', ARGV[4])
+redis.call('SET', KEYS[3], ARGV[#ARGV - 2], 'EX', ARGV[4])
 if ARGV[10] ~= '' then redis.call('SET', KEYS[8], ARGV[10], 'PX', ARGV[11]) end
 redis.call('DEL', KEYS[4])
-for i = 12, #ARGV, 2 do
+for i = 12, #ARGV, 3 do
   redis.call('RPUSH', KEYS[4], ARGV[i + 1])
-  appendEvent(KEYS[7], ARGV[9], ARGV[i], ARGV[i + 1])
+  appendEvent(KEYS[7], ARGV[9], ARGV[i + 2])
 end
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[3])
@@ -59,7 +60,8 @@ return {'created', ARGV[3]}
 `;
 
 // KEYS: transfer, audit, callLock, live, feed stream
-// ARGV: transferId, version, transferJson, recordJson, ttl, terminal, score, auditCap, feedMaxLength
+// ARGV: transferId, version, transferJson, recordJson, ttl, terminal, score, auditCap, feedMaxLength,
+//       busEventJson
 const SAVE_SCRIPT = `${APPEND_EVENT}
 local stored = redis.call('GET', KEYS[1])
 if stored then
@@ -77,7 +79,7 @@ elseif not stored then
   redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5], 'NX')
   redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
 end
-appendEvent(KEYS[5], ARGV[9], ARGV[3], ARGV[4])
+appendEvent(KEYS[5], ARGV[9], ARGV[10])
 return 'saved'
 `;
 
@@ -155,7 +157,7 @@ export class RedisTransferStore implements TransferStore {
       this.options.feedLog.maxLength,
       options.lease?.holderId ?? '',
       options.lease?.ttlMs ?? 0,
-      ...steps.flatMap((step) => [jsonBytes(step.transfer), jsonBytes(step.record)]),
+      ...steps.flatMap((step) => [jsonBytes(step.transfer), jsonBytes(step.record), jsonBytes(transitionBusEvent(step.transfer, step.record))]),
     );
     const [outcome, value] = reply;
     if (outcome === 'replay') {
@@ -183,6 +185,7 @@ export class RedisTransferStore implements TransferStore {
       Date.parse(transfer.createdAt),
       AUDIT_CAP,
       this.options.feedLog.maxLength,
+      jsonBytes(transitionBusEvent(transfer, record)),
     );
     return reply === 'stale' ? 'stale' : 'saved';
   }

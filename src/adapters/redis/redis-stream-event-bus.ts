@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { BusEvent, EventBus, FeedLog, SequencedEvent } from '../../ports.js';
+import type { Transfer } from '../../domain/transfer.js';
+import { transitionBusEvent, type BusEvent, type EventBus, type FeedLog, type SequencedEvent, type TransitionRecord } from '../../ports.js';
 
 export interface RedisStreamEventBusOptions {
   /** Writes (XADD) and history reads (XRANGE); the service's ordinary connection. */
@@ -189,13 +190,23 @@ class StreamEntry implements SequencedEvent {
   ) {}
 }
 
+/** An entry written before 2026-12-03 (or by an instance not yet upgraded): the whole transfer. */
+interface LegacyTransitionEntry {
+  readonly kind: 'transfer';
+  readonly transfer: Transfer;
+  readonly record: TransitionRecord;
+}
+
 function eventOf(fields: string[]): BusEvent | null {
   const at = fields.indexOf('e');
   const raw = at >= 0 ? fields[at + 1] : undefined;
   if (raw === undefined) return null;
   try {
-    return JSON.parse(raw) as BusEvent;
+    const parsed = JSON.parse(raw) as BusEvent | LegacyTransitionEntry;
+    // Still in the stream after an upgrade, or written by an instance a rolling upgrade has not reached.
+    if (parsed.kind === 'transfer') return transitionBusEvent(parsed.transfer, parsed.record);
+    return parsed;
   } catch {
-    return null; // not ours: another writer on the stream
+    return null; // not ours: another writer on the stream (or a transfer entry that is not one)
   }
 }
