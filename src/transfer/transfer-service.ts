@@ -605,6 +605,11 @@ export class TransferService {
     if (isTerminal(current.state)) {
       throw new AppError('cannot_cancel', `the transfer has already ended (${current.state})`);
     }
+    // Driven by no instance (the one that did died, and its lease lapsed before a takeover round found
+    // it): this instance takes it over, as that round would, and cancels it itself.
+    if (!this.live.has(transferId) && this.switches.has(current.citizenLeg.switchId) && (await this.takeLease(transferId))) {
+      await this.adopt([current]);
+    }
     if (this.live.has(transferId)) {
       const outcome = await this.enqueue(transferId, () =>
         this.applyNow(transferId, { type: 'cancel-requested' }, { refuseWith: 'cannot_cancel' }),

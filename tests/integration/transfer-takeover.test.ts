@@ -106,6 +106,32 @@ describe('a cancel sent to an instance that does not drive the transfer', () => 
   });
 });
 
+describe('a cancel for a transfer whose instance died', () => {
+  it('is carried out by the instance asked, which takes the transfer over first, before any takeover round would', async () => {
+    const a = await startHarness({ redisUrl: redis.url, lease: lease('svc-m') });
+    // B looks for orphans only once a minute: the cancel itself must find this one.
+    const b = await startHarness({ redisUrl: redis.url, namespace: a.namespace!, lease: { holderId: 'svc-n', ttlMs: 400, takeoverIntervalMs: 60_000 } });
+    try {
+      a.callControl.answers.set('sw110', 'ring-only');
+      const id = (await a.app.inject({ method: 'POST', url: '/v1/transfers', headers: auth('agent'), payload: transferBody() })).json()
+        .transfer.id as string;
+      await expect.poll(async () => (await a.service.get(id)).state).toBe('ringing');
+      a.cutOffRedis();
+      await expect.poll(() => a.logs.some((l) => l.msg === 'lease lost: this instance stops driving the transfer')).toBe(true);
+
+      const cancelled = await b.app.inject({ method: 'DELETE', url: `/v1/transfers/${id}`, headers: auth('agent') });
+      expect(cancelled.statusCode).toBe(200);
+      expect(cancelled.json().state).toBe('cancelled');
+      // B asked its switch about the legs, hung the ringing one up and gave the call back to the agent.
+      expect(b.callControl.commandsFor(id).map((c) => c.type)).toEqual(['hangUp', 'returnToAgent']);
+      expect(b.callControl.commands.some((c) => c.type === 'reconcile')).toBe(true);
+      expect((await b.transfers.get(id))?.state).toBe('cancelled');
+    } finally {
+      await Promise.allSettled([a.close(), b.close()]);
+    }
+  });
+});
+
 describe('looking for orphans', () => {
   it('finds one behind more than a thousand live transfers other instances hold', async () => {
     const b = await startHarness({ redisUrl: redis.url, lease: lease('svc-g') });
