@@ -94,7 +94,7 @@ export async function feedPlugin(app: FastifyInstance, options: FeedPluginOption
       return reject(socket, 'forbidden', `the ${principal.role} role has no feed`);
     }
     const role = principal.role;
-    wss.handleUpgrade(request, socket, head, (ws) => hub.attach(ws, { name: principal.name, role }));
+    wss.handleUpgrade(request, socket, head, (ws) => hub.attach(ws, { name: principal.name, role }, socket));
   };
   app.server.on('upgrade', onUpgrade);
   app.addHook('preClose', async () => {
