@@ -30,6 +30,13 @@ describe.each(['memory', 'redis'] as const)('compose() on the %s store', (store)
     SUPERVISOR = keyOf('supervisor');
     const logs = new Writable({ write: (_chunk, _encoding, done) => done() });
     composed = await compose(config, createLogger('info', logs), { switches: [callControl] });
+    // Its Redis connections come up on their own; until then it is not ready and refuses transfers
+    // (a loaded machine is slow to connect), as a load balancer would see on /health/ready.
+    const deadline = Date.now() + 10_000;
+    while ((await composed.app.inject({ method: 'GET', url: '/health/ready' })).statusCode !== 200) {
+      if (Date.now() > deadline) throw new Error('the composed service did not become ready within 10 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   });
 
   afterAll(async () => {
@@ -109,6 +116,13 @@ describe('compose() on Redis, when Redis restarts during a burst of transfers', 
     headersOf = (role, extra = {}) => ({ authorization: `Bearer ${config.auth.keys.find((k) => k.role === role)?.key}`, ...extra });
     const logs = new Writable({ write: (_chunk, _encoding, done) => done() });
     composed = await compose(config, createLogger('info', logs), { switches: [callControl] });
+    // Its Redis connections come up on their own; until then it is not ready and refuses transfers
+    // (a loaded machine is slow to connect), as a load balancer would see on /health/ready.
+    const deadline = Date.now() + 10_000;
+    while ((await composed.app.inject({ method: 'GET', url: '/health/ready' })).statusCode !== 200) {
+      if (Date.now() > deadline) throw new Error('the composed service did not become ready within 10 s');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   });
 
   afterAll(async () => {
