@@ -22,15 +22,19 @@ import {
 export class MemoryCallRecords implements CallRecordStore {
   readonly durable = false;
   private readonly rows = new Map<string, RecordRow>();
-  private readonly transitions = new Map<string, Map<number, TransitionRecord>>();
+  /** Each transfer's transitions in the order they came, one per version (an array: a Map per live call cost several hundred bytes more). */
+  private readonly transitions = new Map<string, TransitionRecord[]>();
   private readonly feedback = new Map<string, TicketFeedback[]>();
 
   constructor(private readonly cap = 100_000) {}
 
   async recordTransition(transfer: Transfer, transition: TransitionRecord): Promise<void> {
-    const seen = this.transitions.get(transfer.id) ?? new Map<number, TransitionRecord>();
-    const isNew = !seen.has(transition.version);
-    seen.set(transition.version, transition);
+    const seen = this.transitions.get(transfer.id) ?? [];
+    // A write retried after a lost reply stores the same version again: it replaces, as a row would.
+    const at = seen.findIndex((t) => t.version === transition.version);
+    const isNew = at < 0;
+    if (isNew) seen.push(transition);
+    else seen[at] = transition;
     this.transitions.set(transfer.id, seen);
     this.rows.set(transfer.id, mergeRow(this.rows.get(transfer.id) ?? null, rowOf(transfer, transition), isNew));
     this.trim();
@@ -102,7 +106,7 @@ export class MemoryCallRecords implements CallRecordStore {
   async close(): Promise<void> {}
 
   private full(row: RecordRow): CallRecord {
-    return toCallRecord(row, [...(this.transitions.get(row.transferId)?.values() ?? [])], this.feedback.get(row.transferId) ?? []);
+    return toCallRecord(row, [...(this.transitions.get(row.transferId) ?? [])], this.feedback.get(row.transferId) ?? []);
   }
 
   private sorted(): RecordRow[] {

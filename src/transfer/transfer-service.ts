@@ -448,7 +448,7 @@ export class TransferService {
    * (leaseBeforeFirstWrite), and until then no other instance can know the transfer.
    */
   private drive(transfer: Transfer, lease: 'now' | 'once stored' = 'now'): void {
-    if (lease === 'now') this.keepLease(transfer);
+    if (lease === 'now') this.keepLease(transfer.id);
     this.live.set(transfer.id, transfer);
     const key = callKey(transfer.citizenLeg.switchId, transfer.citizenLeg.legId);
     const onCall = this.liveByCall.get(key) ?? new Set<string>();
@@ -456,14 +456,17 @@ export class TransferService {
     this.liveByCall.set(key, onCall);
   }
 
-  private keepLease(transfer: Transfer): void {
+  private keepLease(transferId: string): void {
     const { lease } = this.deps;
     if (!lease) return;
+    // The id only: the transfer this closure would hold is superseded by its next transition, and kept
+    // alive with it for the whole call.
     this.leaseKeepers.set(
-      transfer.id,
-      lease.keep(transfer.id, (reason) => {
-        this.logFor(transfer).warn({ reason }, 'lease lost: this instance stops driving the transfer');
-        this.finish(transfer.id, { release: false });
+      transferId,
+      lease.keep(transferId, (reason) => {
+        const current = this.live.get(transferId);
+        if (current) this.logFor(current).warn({ reason }, 'lease lost: this instance stops driving the transfer');
+        this.finish(transferId, { release: false });
       }),
     );
   }
@@ -477,7 +480,7 @@ export class TransferService {
     const transfer = this.live.get(transferId);
     if (!transfer || this.leaseKeepers.has(transferId)) return;
     if (taken) {
-      this.keepLease(transfer);
+      this.keepLease(transferId);
       return;
     }
     this.logFor(transfer).warn({}, 'lease held by another instance: this instance stops driving the transfer');
