@@ -540,27 +540,7 @@ export class FeedHub {
   /** The transfer as a wall shows it: the summary every instance hears, with its ticket's category. */
   private async feedTransfer(t: TransferSummary): Promise<FeedTransfer> {
     const meta = await this.categoryOf(t.ticketId);
-    return {
-      id: t.id,
-      state: t.state,
-      direction: { from: t.direction.from, to: t.direction.to },
-      mode: t.mode,
-      priority: t.priority,
-      category: meta?.category ?? null,
-      urgency: meta?.urgency ?? null,
-      callerId: t.callerId,
-      agent: { agentId: t.agent.agentId, seatId: t.agent.seatId },
-      targetDesk: t.targetDesk,
-      trunkIndex: t.trunkIndex,
-      ticketId: t.ticketId,
-      stubDeferred: t.stubDeferred,
-      failure: t.failure ? { reason: t.failure.reason, cause: t.failure.cause } : null,
-      endedBy: t.endedBy,
-      nuisance: t.nuisance,
-      version: t.version,
-      createdAt: t.createdAt,
-      updatedAt: t.updatedAt,
-    };
+    return { ...t, category: meta?.category ?? null, urgency: meta?.urgency ?? null };
   }
 
   private popOf(t: TransferSummary, stub: TicketStub | null, view: FeedTransfer): ScreenPop {
