@@ -191,8 +191,8 @@ export interface TransferStore {
 
 /**
  * A transition an instance made, as every instance hears of it: the transfer summarised (its caller's
- * number masked). Stream entries of kind 'transfer', written before 2026-12-03, carried the whole
- * transfer; the Redis bus reads them as this.
+ * number masked). Stream entries of kind 'transfer', written by earlier versions of the service,
+ * carried the whole transfer; the Redis bus reads them as this.
  */
 export interface TransitionBusEvent {
   readonly kind: 'transition';

@@ -190,7 +190,7 @@ class StreamEntry implements SequencedEvent {
   ) {}
 }
 
-/** An entry written before 2026-12-03 (or by an instance not yet upgraded): the whole transfer. */
+/** An entry written by an earlier version of the service (or an instance not yet upgraded): the whole transfer. */
 interface LegacyTransitionEntry {
   readonly kind: 'transfer';
   readonly transfer: Transfer;
