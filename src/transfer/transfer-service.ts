@@ -115,9 +115,10 @@ export class TransferService {
   /**
    * Transfers this process sent to the store without learning whether they were stored (the reply was
    * lost). Only the creator places a transfer's first call, once the store confirms it, so if one of
-   * these was stored, nobody placed its call: a retry that finds it places it.
+   * these was stored, nobody placed its call: a retry that finds it places it. By transfer id, the
+   * request's fingerprint.
    */
-  private readonly unconfirmedCreates = new Set<string>();
+  private readonly unconfirmedCreates = new Map<string, string>();
   private readonly deferred: DeferredWrites;
   private draining = false;
   private idleWaiters: (() => void)[] = [];
@@ -274,7 +275,7 @@ export class TransferService {
       if (!emergency) {
         // The create may have been stored with its lease, and only its reply lost.
         void this.deps.lease?.release(transfer.id).catch(() => undefined);
-        this.rememberUnconfirmed(transfer.id);
+        this.rememberUnconfirmed(transfer.id, fingerprint);
         throw storeUnavailable(err);
       }
       // An emergency is never blocked by a broken store: the stub and the transfer are kept here and
@@ -288,6 +289,11 @@ export class TransferService {
       return this.replay(result.transferId, result.sameRequest, fingerprint, options.idempotencyKey);
     }
     if (result.outcome === 'call-busy') {
+      // The call is held by a transfer this process stored without learning it (its reply was lost, the
+      // press answered 503), and this press, under a new key, asks the same: it is that press again.
+      if (this.unconfirmedCreates.get(result.transferId) === fingerprint) {
+        return this.replay(result.transferId, true, fingerprint, options.idempotencyKey);
+      }
       throw new AppError('call_already_transferring', 'this call is already being transferred', {
         transferId: result.transferId,
       });
@@ -532,12 +538,12 @@ export class TransferService {
     }
   }
 
-  private rememberUnconfirmed(transferId: string): void {
+  private rememberUnconfirmed(transferId: string, fingerprint: string): void {
     if (this.unconfirmedCreates.size >= LOCAL_IDEMPOTENCY_CAP) {
-      const oldest = this.unconfirmedCreates.values().next().value;
+      const oldest = this.unconfirmedCreates.keys().next().value;
       if (oldest !== undefined) this.unconfirmedCreates.delete(oldest);
     }
-    this.unconfirmedCreates.add(transferId);
+    this.unconfirmedCreates.set(transferId, fingerprint);
   }
 
   private rememberKey(key: string, transferId: string, fingerprint: string): void {

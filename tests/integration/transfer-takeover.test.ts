@@ -234,6 +234,40 @@ describe('when the store stored a press but its answer was lost', () => {
     }
   });
 
+  it('a press under a new key asking the same is that press again: the call it stored goes out once; another request for the call is refused', async () => {
+    const proxy = await startProxy(redis.port);
+    const h = await startHarness({
+      redisUrl: `redis://127.0.0.1:${proxy.port}`,
+      feedReaderUrl: redis.url,
+      lease: { holderId: 'svc-p', ttlMs: 10_000, takeoverIntervalMs: 60_000 },
+    });
+    try {
+      const body = transferBody();
+      const press = (key: string, payload: object = body) =>
+        h.app.inject({ method: 'POST', url: '/v1/transfers', headers: { ...auth('agent'), 'idempotency-key': key }, payload });
+      await lostReply(h, proxy, () => press('first-key'));
+
+      // The softphone sends its next press with a key of its own.
+      const again = await press('second-key');
+      expect(again.statusCode, again.body).toBe(202);
+      expect(again.json().replay).toBe(true);
+      const { id } = again.json().transfer as { id: string };
+      const placed = h.callControl.commands.filter((c) => c.type === 'placeCall');
+      expect(placed).toHaveLength(1);
+      expect(placed[0]?.type === 'placeCall' && placed[0].request.transferId).toBe(id);
+      await expect.poll(async () => (await h.service.get(id)).state).toBe('bridged');
+
+      // A different request for the same call (another desk) is not that press: the call is busy.
+      const other = await press('third-key', { ...body, to: '119' });
+      expect(other.statusCode).toBe(409);
+      expect(other.json().error).toMatchObject({ code: 'call_already_transferring', details: { transferId: id } });
+      expect(h.callControl.commands.filter((c) => c.type === 'placeCall')).toHaveLength(1);
+    } finally {
+      await h.close();
+      await proxy.close();
+    }
+  });
+
   it('another instance retrying it cannot know whether the call went out: it asks the switch and settles from it', async () => {
     const proxy = await startProxy(redis.port);
     const first = await startHarness({
