@@ -82,7 +82,6 @@ export interface TransferServiceDeps {
   readonly onTransition?: (event: TransitionEvent) => void;
 }
 
-
 export interface RequestOptions {
   readonly idempotencyKey: string | null;
   /** Who asked: the API key's name, or the SIP edge. Recorded, never trusted for routing. */
