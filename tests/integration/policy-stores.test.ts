@@ -168,6 +168,10 @@ describe.each(recordAdapters)('CallRecordStore contract (%s)', (_name, make) => 
     const rec = await store.get(base.id);
     expect(rec?.trunkFallbacks).toBe(1);
     expect(rec?.transitions).toHaveLength(2);
+    // So does the last transition of a transfer that has ended, written again.
+    const ended = await play(store, transfer(), [['requested', 'created', 0], ['cancelled', 'cancel-requested', 1]]);
+    await store.recordTransition(ended, { transferId: ended.id, at: secs(1), from: 'requested', to: 'cancelled', event: 'cancel-requested', version: 2 });
+    expect((await store.get(ended.id))?.transitions.map((x) => x.to)).toEqual(['requested', 'cancelled']);
   });
 
   it('a three-way that ends without the desk taking it stays with the first receiver (首接负责制)', async () => {
