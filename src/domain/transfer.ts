@@ -94,26 +94,16 @@ export interface Transfer {
  * legs, the trunks, the routing decision) stays in the transfer store: carried in every transition
  * that went to the bus's stream, it was half of what Redis wrote for a transfer.
  */
-export interface TransferSummary {
-  readonly id: string;
-  readonly state: TransferState;
-  readonly direction: { readonly from: DeskId; readonly to: DeskId };
-  readonly mode: TransferMode;
-  readonly priority: Priority;
+export type TransferSummary = Pick<
+  Transfer,
+  'id' | 'state' | 'direction' | 'mode' | 'priority' | 'trunkIndex' | 'ticketId' | 'stubDeferred' | 'failure' | 'endedBy' | 'version' | 'createdAt' | 'updatedAt'
+> & {
   /** Masked: 138****8000, or "withheld". */
   readonly callerId: string;
   readonly agent: { readonly agentId: string; readonly seatId: string };
   readonly targetDesk: DeskId;
-  readonly trunkIndex: number;
-  readonly ticketId: string;
-  readonly stubDeferred: boolean;
-  readonly failure: { readonly reason: FailureReason; readonly cause: string } | null;
-  readonly endedBy: Party | null;
   readonly nuisance: NuisanceMark | null;
-  readonly version: number;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-}
+};
 
 export function summarise(t: Transfer): TransferSummary {
   return {

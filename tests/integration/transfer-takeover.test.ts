@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTransferLease } from '../../src/adapters/redis/transfer-lease.js';
-import { auth, startHarness, transferBody, type Harness } from '../support/harness.js';
+import { auth, startHarness, transferBody, type Harness, type HarnessOptions } from '../support/harness.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { startProxy, type Proxy } from '../support/tcp-proxy.js';
 import { anOpening, aTransfer } from '../support/transfer-fixture.js';
@@ -178,6 +178,13 @@ describe('looking for orphans', () => {
 describe('when the store stored a press but its answer was lost', () => {
   type Press = () => Promise<{ statusCode: number; json: () => { error: { code: string } } }>;
 
+  /** An instance whose store connection runs through a proxy, so its replies can be lost; its feed reads Redis directly. */
+  async function behindProxy(lease?: HarnessOptions['lease']): Promise<{ proxy: Proxy; h: Harness }> {
+    const proxy = await startProxy(redis.port);
+    const h = await startHarness({ redisUrl: `redis://127.0.0.1:${proxy.port}`, feedReaderUrl: redis.url, ...(lease ? { lease } : {}) });
+    return { proxy, h };
+  }
+
   /** The first press: its one write reaches Redis, the reply is lost, then the link fails and comes back. */
   async function lostReply(h: Harness, proxy: Proxy, press: Press) {
     proxy.loseReplies();
@@ -194,15 +201,10 @@ describe('when the store stored a press but its answer was lost', () => {
   }
 
   it.each(['with', 'without'] as const)('the retried press on the same instance (%s leases) places the call the first attempt stored, on its leg', async (leases) => {
-    const proxy = await startProxy(redis.port);
     // The takeover round is a minute away: only the retry can take the transfer on within this test.
     // With leases, the lease lives 10 s (the default): the first attempt's lease, taken in the same round
     // trip as its write, still stands when the retry comes, and is this instance's own.
-    const h = await startHarness({
-      redisUrl: `redis://127.0.0.1:${proxy.port}`,
-      feedReaderUrl: redis.url,
-      ...(leases === 'with' ? { lease: { holderId: 'svc-e', ttlMs: 10_000, takeoverIntervalMs: 60_000 } } : {}),
-    });
+    const { proxy, h } = await behindProxy(leases === 'with' ? { holderId: 'svc-e', ttlMs: 10_000, takeoverIntervalMs: 60_000 } : undefined);
     try {
       const body = transferBody();
       const press = () =>
@@ -235,12 +237,7 @@ describe('when the store stored a press but its answer was lost', () => {
   });
 
   it('a press under a new key asking the same is that press again: the call it stored goes out once; another request for the call is refused', async () => {
-    const proxy = await startProxy(redis.port);
-    const h = await startHarness({
-      redisUrl: `redis://127.0.0.1:${proxy.port}`,
-      feedReaderUrl: redis.url,
-      lease: { holderId: 'svc-p', ttlMs: 10_000, takeoverIntervalMs: 60_000 },
-    });
+    const { proxy, h } = await behindProxy({ holderId: 'svc-p', ttlMs: 10_000, takeoverIntervalMs: 60_000 });
     try {
       const body = transferBody();
       const press = (key: string, payload: object = body) =>
@@ -269,12 +266,7 @@ describe('when the store stored a press but its answer was lost', () => {
   });
 
   it('another instance retrying it cannot know whether the call went out: it asks the switch and settles from it', async () => {
-    const proxy = await startProxy(redis.port);
-    const first = await startHarness({
-      redisUrl: `redis://127.0.0.1:${proxy.port}`,
-      feedReaderUrl: redis.url,
-      lease: { holderId: 'svc-f', ttlMs: 400, takeoverIntervalMs: 60_000 },
-    });
+    const { proxy, h: first } = await behindProxy({ holderId: 'svc-f', ttlMs: 400, takeoverIntervalMs: 60_000 });
     const second = await startHarness({
       redisUrl: redis.url,
       namespace: first.namespace!,
