@@ -7,8 +7,9 @@ import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memor
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
+import type { TransferRouting } from '../../src/domain/routing-decision.js';
 import { summarise, type Transfer } from '../../src/domain/transfer.js';
-import { LIVE_LIST_CAP, type BusEvent, type TicketStore, type TransferStore } from '../../src/ports.js';
+import { LIVE_LIST_CAP, transitionBusEvent, type BusEvent, type TicketStore, type TransferStore } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { aRecord, anOpening, aTransfer, TICKET_STUB } from '../support/transfer-fixture.js';
 
@@ -150,6 +151,28 @@ function contract(name: string, make: () => Promise<Stores>) {
       expect((await publishedFor(s, t.id)).map((e) => e.event)).toEqual(['created', 'stub-stored']);
     });
 
+    it('reads back each version whole, whichever of its fields changed', async () => {
+      const routing: TransferRouting = {
+        basis: 'unlisted', requestedTo: '110', categoryCode: '0301', categoryName: null, listedOwner: null,
+        overrideReason: null, danger: false, harassment: null, redirect: null, nuisance: null,
+      };
+      const t = transfer({ routing });
+      await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'w' });
+      expect(await s.transfers.get(t.id)).toEqual(t);
+      // What a transition changes, then the routing decision amended, then fields no transition
+      // changes today: each version is read back as it was saved, nothing of it kept from before.
+      const versions: Transfer[] = [
+        { ...t, state: 'dialing', targetLegId: 'leg-b', version: 2, updatedAt: '2026-11-23T08:00:01.000Z' },
+        { ...t, state: 'dialing', targetLegId: 'leg-b', version: 3, routing: { ...routing, nuisance: { flagged: null, recentCalls: 2, repeated: false } } },
+        { ...t, state: 'failed', targetLegId: 'leg-b', version: 4, agent: { ...t.agent, legId: 'leg-a' }, failure: { reason: 'busy', cause: 'USER_BUSY' } },
+        { ...t, state: 'failed', version: 5, routing: undefined },
+      ];
+      for (const v of versions) {
+        expect(await s.transfers.save(v, record(v, 'dial-started'))).toBe('saved');
+        expect(await s.transfers.get(v.id)).toEqual(v);
+      }
+    });
+
     it('stores a transfer it never saw when a deferred write arrives, and takes the call lock', async () => {
       const t = transfer({ state: 'dialing', version: 3 });
       expect(await s.transfers.save(t, record(t, 'dial-started'))).toBe('saved');
@@ -276,6 +299,51 @@ describe('redis transfer store', () => {
     const alone = transfer();
     await store.create(opening(alone), { idempotencyKey: null, requestFingerprint: 'h' });
     expect(await redis.exists(`${keys.leasePrefix}${alone.id}`)).toBe(0);
+  });
+
+  /** What Redis has appended to its append-only file so far, in bytes. */
+  const appendedBytes = async () => Number(/aof_current_size:(\d+)/.exec(await redis.info('persistence'))?.[1]);
+
+  it('appends what a transition changed to the append-only file, not the whole transfer again', async () => {
+    const { store } = freshStore('a');
+    const t = transfer({ agent: { agentId: 'A1', seatId: 'S1', legId: randomUUID() } });
+    await store.create(opening(t), { idempotencyKey: null, requestFingerprint: 'a' });
+    const ringing = { ...t, state: 'ringing' as const, targetLegId: randomUUID(), version: 2, updatedAt: '2026-11-23T08:00:02.000Z' };
+    const before = await appendedBytes();
+    await store.save(ringing, record(ringing, 'target-ringing'));
+    const appended = (await appendedBytes()) - before;
+    // The audit record and the feed's event are appended whole; beside them, the transfer's changed
+    // fields only. Writing the whole transfer again appended more than it alone.
+    const recordAndEvent = JSON.stringify(record(ringing, 'target-ringing')).length + JSON.stringify(transitionBusEvent(ringing, record(ringing, 'target-ringing'))).length;
+    expect(appended - recordAndEvent).toBeLessThan(JSON.stringify(ringing).length);
+    expect(await store.get(t.id)).toEqual(ringing);
+  });
+
+  it('keeps a transfer for its TTL from when it is stored, and again from when it ends', async () => {
+    const keys = redisKeys(`t${randomUUID().slice(0, 6)}`);
+    const store = new RedisTransferStore(redis, keys, { transferTtlSeconds: 3, idempotencyTtlSeconds: 60, feedLog: { key: keys.feedLog, maxLength: 100 } });
+    const t = transfer();
+    await store.create(opening(t), { idempotencyKey: null, requestFingerprint: 't' });
+    expect(await redis.pttl(keys.transfer(t.id))).toBeGreaterThan(2000);
+    await new Promise((r) => setTimeout(r, 1200));
+    const ended = { ...t, state: 'cancelled' as const, endedBy: 'agent' as const, version: 2 };
+    await store.save(ended, record(ended, 'cancel-requested'));
+    for (const key of [keys.transfer(t.id), keys.audit(t.id)]) expect(await redis.pttl(key)).toBeGreaterThan(2500);
+  });
+
+  it('reads, lists and saves a transfer stored in the earlier form, one JSON string', async () => {
+    const { keys, store } = freshStore('e');
+    const t = transfer({ state: 'ringing', targetLegId: 'leg-b', version: 4 });
+    await redis.set(keys.transfer(t.id), JSON.stringify(t), 'EX', 600);
+    await redis.zadd(keys.live, Date.parse(t.createdAt), t.id);
+    expect(await store.get(t.id)).toEqual(t);
+    expect(await store.listLive()).toEqual([t]);
+    expect(await store.save(t, record(t, 'target-ringing'))).toBe('stale');
+    const answered = { ...t, state: 'answered' as const, version: 5 };
+    expect(await store.save(answered, record(answered, 'target-answered'))).toBe('saved');
+    expect(await store.get(t.id)).toEqual(answered);
+    expect(await redis.type(keys.transfer(t.id))).toBe('hash');
+    expect(await redis.ttl(keys.transfer(t.id))).toBeGreaterThan(590);
   });
 
   it('drops from the live set a transfer whose key expired without ending (its instance crashed)', async () => {

@@ -3,8 +3,8 @@
 // | key                              | type   | holds                                  | bound              |
 // |----------------------------------|--------|----------------------------------------|--------------------|
 // | {ns}:ticket:{ticketId}           | string | ticket stub JSON                       | TTL ticketTtl      |
-// | {ns}:transfer:{id}               | string | transfer JSON                          | TTL transferTtl    |
-// | {ns}:transfer:{id}:audit         | list   | transition records JSON                | cap 200, TTL       |
+// | {ns}:transfer:{id}               | hash   | version, base, progress, routing (see redis-stores.ts) | TTL transferTtl, again at the end |
+// | {ns}:transfer:{id}:audit         | list   | transition records JSON                | cap 200, TTL as above |
 // | {ns}:idem:{key}                  | string | {transferId, fingerprint}              | TTL idempotencyTtl |
 // | {ns}:call:{switchId}:{legId}     | string | id of the transfer moving that call    | TTL, DEL at end    |
 // | {ns}:live                        | zset   | live transfer ids by creation time     | ZREM at end, trim  |

@@ -24,6 +24,20 @@ export class RedisTicketStore implements TicketStore {
   }
 }
 
+// A transfer is stored as a hash of four fields, so that a transition writes what it changes and not
+// the whole transfer: Redis' append-only file (and any replica) receives each write in full, and the
+// whole 1 KB transfer rewritten at each of its six or so transitions was the largest part of it.
+//   version   the transfer's version (a number), for the stale-write check
+//   base      JSON of the fields no transition changes: parties, legs, target, caller ID, ticket
+//   progress  JSON of the fields every transition may change: state, times, trunk, failure, who ended it
+//   routing   JSON of the routing decision (absent without a policy); one transition amends it
+// A field is written only when its JSON differs from the stored one, so what the split guesses about
+// what changes is an economy, never a loss. The earlier form, the whole transfer as one JSON string,
+// is still read, and a save of one turns it into a hash.
+//
+// The TTL is set when the transfer is stored and again when it ends: an ended transfer is kept
+// transfers.ttlSeconds after its end (one EXPIRE per transfer and not per transition).
+//
 // Both scripts end by appending each stored transition to the feed stream, as RedisStreamEventBus
 // writes it (field 'e', the bus event's JSON, made here: the transfer summarised, see TransferSummary):
 // the transfer store's outbox (see TransferStore).
@@ -35,8 +49,8 @@ end
 
 // KEYS: idem, callLock, transfer, audit, live, ticket, feed stream, lease
 // ARGV: hasIdem, idemValueJson, transferId, ttl, idemTtl, score, stubJson, stubTtl, feedMaxLength,
-//       lease holder ('' for none), lease ttl ms, then per step, oldest first: transferJson, recordJson,
-//       busEventJson
+//       lease holder ('' for none), lease ttl ms, then the transfer as of its last step: version, base,
+//       progress, routing ('' for none), then per step, oldest first: recordJson, busEventJson
 const CREATE_SCRIPT = `${APPEND_EVENT}
 if ARGV[1] == '1' then
   local seen = redis.call('GET', KEYS[1])
@@ -47,12 +61,18 @@ if holder then return {'call-busy', holder} end
 redis.call('SET', KEYS[6], ARGV[7], 'EX', ARGV[8])
 if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5]) end
 redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
-redis.call('SET', KEYS[3], ARGV[#ARGV - 2], 'EX', ARGV[4])
+redis.call('DEL', KEYS[3])
+if ARGV[15] == '' then
+  redis.call('HSET', KEYS[3], 'version', ARGV[12], 'base', ARGV[13], 'progress', ARGV[14])
+else
+  redis.call('HSET', KEYS[3], 'version', ARGV[12], 'base', ARGV[13], 'progress', ARGV[14], 'routing', ARGV[15])
+end
+redis.call('EXPIRE', KEYS[3], ARGV[4])
 if ARGV[10] ~= '' then redis.call('SET', KEYS[8], ARGV[10], 'PX', ARGV[11]) end
 redis.call('DEL', KEYS[4])
-for i = 12, #ARGV, 3 do
-  redis.call('RPUSH', KEYS[4], ARGV[i + 1])
-  appendEvent(KEYS[7], ARGV[9], ARGV[i + 2])
+for i = 16, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[4], ARGV[i])
+  appendEvent(KEYS[7], ARGV[9], ARGV[i + 1])
 end
 redis.call('EXPIRE', KEYS[4], ARGV[4])
 redis.call('ZADD', KEYS[5], ARGV[6], ARGV[3])
@@ -60,26 +80,47 @@ return {'created', ARGV[3]}
 `;
 
 // KEYS: transfer, audit, callLock, live, feed stream
-// ARGV: transferId, version, transferJson, recordJson, ttl, terminal, score, auditCap, feedMaxLength,
-//       busEventJson
+// ARGV: transferId, version, base, progress, routing ('' for none), recordJson, ttl, terminal, score,
+//       auditCap, feedMaxLength, busEventJson
 const SAVE_SCRIPT = `${APPEND_EVENT}
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  local version = tonumber(cjson.decode(stored)['version'])
+local stored = redis.pcall('HMGET', KEYS[1], 'version', 'base', 'progress', 'routing')
+local converted = false
+if stored['err'] then
+  -- The earlier form, one JSON string: compared by its version, then replaced by the hash.
+  local version = tonumber(cjson.decode(redis.call('GET', KEYS[1]))['version'])
   if version >= tonumber(ARGV[2]) then return 'stale' end
+  redis.call('DEL', KEYS[1])
+  stored = {tostring(version), false, false, false}
+  converted = true
+elseif stored[1] and tonumber(stored[1]) >= tonumber(ARGV[2]) then
+  return 'stale'
 end
-redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[5])
-redis.call('RPUSH', KEYS[2], ARGV[4])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[8]), -1)
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-if ARGV[6] == '1' then
+local fields = {'version', ARGV[2]}
+local names = {'base', 'progress', 'routing'}
+for i = 1, 3 do
+  local value = ARGV[i + 2]
+  if value ~= '' and value ~= stored[i + 1] then
+    fields[#fields + 1] = names[i]
+    fields[#fields + 1] = value
+  end
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+if ARGV[5] == '' and stored[4] then redis.call('HDEL', KEYS[1], 'routing') end
+redis.call('RPUSH', KEYS[2], ARGV[6])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[10]), -1)
+local isNew = not stored[1]
+if ARGV[8] == '1' or isNew or converted then
+  redis.call('EXPIRE', KEYS[1], ARGV[7])
+  redis.call('EXPIRE', KEYS[2], ARGV[7])
+end
+if ARGV[8] == '1' then
   if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
   redis.call('ZREM', KEYS[4], ARGV[1])
-elseif not stored then
-  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[5], 'NX')
-  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[1])
+elseif isNew then
+  redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[7], 'NX')
+  redis.call('ZADD', KEYS[4], ARGV[9], ARGV[1])
 end
-appendEvent(KEYS[5], ARGV[9], ARGV[10])
+appendEvent(KEYS[5], ARGV[11], ARGV[12])
 return 'saved'
 `;
 
@@ -157,7 +198,8 @@ export class RedisTransferStore implements TransferStore {
       this.options.feedLog.maxLength,
       options.lease?.holderId ?? '',
       options.lease?.ttlMs ?? 0,
-      ...steps.flatMap((step) => [jsonBytes(step.transfer), jsonBytes(step.record), jsonBytes(transitionBusEvent(step.transfer, step.record))]),
+      ...transferFields(transfer),
+      ...steps.flatMap((step) => [jsonBytes(step.record), jsonBytes(transitionBusEvent(step.transfer, step.record))]),
     );
     const [outcome, value] = reply;
     if (outcome === 'replay') {
@@ -177,8 +219,7 @@ export class RedisTransferStore implements TransferStore {
       k.live,
       this.options.feedLog.key,
       transfer.id,
-      transfer.version,
-      jsonBytes(transfer),
+      ...transferFields(transfer),
       jsonBytes(record),
       this.options.transferTtlSeconds,
       isTerminal(transfer.state) ? '1' : '0',
@@ -191,7 +232,18 @@ export class RedisTransferStore implements TransferStore {
   }
 
   async get(transferId: string): Promise<Transfer | null> {
-    const raw = await this.redis.get(this.keys.transfer(transferId));
+    const key = this.keys.transfer(transferId);
+    try {
+      return transferOf(await this.redis.hmget(key, ...STORED_FIELDS));
+    } catch (err) {
+      if (!isWrongType(err)) throw err;
+      return this.getEarlierForm(key);
+    }
+  }
+
+  /** A transfer stored in the earlier form, one JSON string (or gone since: null). */
+  private async getEarlierForm(key: string): Promise<Transfer | null> {
+    const raw = await this.redis.get(key);
     return raw === null ? null : (JSON.parse(raw) as Transfer);
   }
 
@@ -211,13 +263,18 @@ export class RedisTransferStore implements TransferStore {
     // Ids whose transfer expired without ending (a crash) are dropped from the set as they are found.
     const ids = await this.redis.zrange(this.keys.live, '0', String(LIVE_LIST_CAP - 1));
     if (ids.length === 0) return [];
-    const raws = await this.redis.mget(ids.map((id) => this.keys.transfer(id)));
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hmget(this.keys.transfer(id), ...STORED_FIELDS);
+    const replies = (await pipeline.exec()) ?? [];
     const live: Transfer[] = [];
     const gone: string[] = [];
-    raws.forEach((raw, i) => {
-      if (raw === null) gone.push(ids[i] as string);
-      else live.push(JSON.parse(raw) as Transfer);
-    });
+    for (const [i, [err, fields]] of replies.entries()) {
+      const id = ids[i] as string;
+      if (err && !isWrongType(err)) throw err;
+      const transfer = err ? await this.getEarlierForm(this.keys.transfer(id)) : transferOf(fields as (string | null)[]);
+      if (transfer === null) gone.push(id);
+      else live.push(transfer);
+    }
     if (gone.length > 0) await this.redis.zrem(this.keys.live, ...gone);
     return live.filter((t) => !isTerminal(t.state));
   }
@@ -236,4 +293,25 @@ export class RedisTransferStore implements TransferStore {
  */
 function jsonBytes(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+/** The hash's fields, in the order transferOf reads them. */
+const STORED_FIELDS = ['version', 'base', 'progress', 'routing'] as const;
+
+/** The transfer as the hash's fields (see the scripts): version, base, progress, routing ('' for none). */
+function transferFields(transfer: Transfer): [number, Buffer, Buffer, Buffer | ''] {
+  const { version, state, updatedAt, stubDeferred, trunkIndex, targetLegId, failure, endedBy, routing, ...base } = transfer;
+  const progress = { state, updatedAt, stubDeferred, trunkIndex, targetLegId, failure, endedBy };
+  return [version, jsonBytes(base), jsonBytes(progress), routing === undefined ? '' : jsonBytes(routing)];
+}
+
+/** The transfer from the hash's fields as STORED_FIELDS names them; null when there is none. */
+function transferOf([version, base, progress, routing]: (string | null)[]): Transfer | null {
+  if (version == null || base == null || progress == null) return null;
+  const transfer = { ...JSON.parse(base), ...JSON.parse(progress), version: Number(version) } as Transfer;
+  return routing == null ? transfer : { ...transfer, routing: JSON.parse(routing) as Transfer['routing'] };
+}
+
+function isWrongType(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('WRONGTYPE');
 }
