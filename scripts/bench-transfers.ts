@@ -21,6 +21,7 @@ import {
   type PerformanceEntry,
 } from 'node:perf_hooks';
 import { connectRedis } from '../src/adapters/redis/redis-connection.js';
+import { RedisTransferStore } from '../src/adapters/redis/redis-stores.js';
 import { transferBody } from '../tests/support/harness.js';
 import { startRedis } from '../tests/support/redis-server.js';
 import { TestCallControl } from '../tests/support/test-call-control.js';
@@ -55,6 +56,16 @@ callControl.onPlaceCall = async (request) => {
   placedAt.set(request.ticket.ticketId, process.hrtime.bigint());
   placed.push(request.transferId);
 };
+// When each transfer's create left for Redis and when its reply was back (by ticket): where a slow
+// request spent its time. The store's method is wrapped here, in the benchmark, not in the service.
+const createdAt = new Map<string, readonly [bigint, bigint]>();
+const storeCreate = RedisTransferStore.prototype.create;
+RedisTransferStore.prototype.create = async function (this: RedisTransferStore, ...args: Parameters<typeof storeCreate>) {
+  const sentAt = process.hrtime.bigint();
+  const result = await storeCreate.apply(this, args);
+  createdAt.set(args[0].stub.ticketId, [sentAt, process.hrtime.bigint()]);
+  return result;
+};
 const floor = await startFloor(redis.url);
 // Redis forks to rewrite its append-only file as it grows; a fork of a large process stalls it, and the
 // child competes for the same two cores. Counted per round, as part of what the machine does.
@@ -63,7 +74,15 @@ const redisForks = async () => {
   const info = (await redisProbe.info('stats')) + (await redisProbe.info('persistence'));
   const field = (name: string) => Number(new RegExp(`${name}:(-?\\d+)`).exec(info)?.[1] ?? NaN);
   // The last fork's stall, and the last rewrite's length (whole seconds; -1 before the first).
-  return { count: field('total_forks'), lastForkMs: field('latest_fork_usec') / 1000, lastRewriteS: field('aof_last_rewrite_time_sec') };
+  return {
+    count: field('total_forks'),
+    lastForkMs: field('latest_fork_usec') / 1000,
+    lastRewriteS: field('aof_last_rewrite_time_sec'),
+    // The file's size and its size after the last rewrite: Redis rewrites it when it has doubled
+    // since (and is over 64 MB), so these say how near the next rewrite is.
+    aofMiB: field('aof_current_size') / 2 ** 20,
+    aofBaseMiB: field('aof_base_size') / 2 ** 20,
+  };
 };
 
 // What held Redis up, per round, as Redis itself reports it: commands that ran over 1 ms (its slow
@@ -100,6 +119,8 @@ interface Latencies {
   readonly total: number[];
   /** From the server's HTTP request event to the act. */
   readonly inServer: number[];
+  /** Per entry of inServer: its Idempotency-Key, when it reached the server and when it acted (hrtime, ns). */
+  readonly inServerSpans: { readonly key: string; readonly came: bigint; readonly acted: bigint }[];
   readonly response: number[];
   readonly notAccepted: number;
   /** Feed frames the watching supervisors received during the measured requests. */
@@ -108,10 +129,17 @@ interface Latencies {
   readonly timerLateMs: readonly number[];
 }
 
+/** A collector pause: the event loop stood still from startNs (hrtime) for ms. */
+interface Pause {
+  readonly young: boolean;
+  readonly startNs: bigint;
+  readonly ms: number;
+}
+
 interface ServiceCost {
   readonly cpuMs: number;
   readonly loopUtilization: number;
-  readonly pauses: readonly { readonly young: boolean; readonly ms: number }[];
+  readonly pauses: readonly Pause[];
   /** The heap in use when the round ended: what the service keeps is copied by its collections. */
   readonly heapUsedMiB: number;
   /**
@@ -125,7 +153,9 @@ const rounds: {
   service: Latencies;
   floor: Latencies;
   cost: ServiceCost;
-  forks: { count: number; lastForkMs: number; lastRewriteS: number };
+  forks: { count: number; lastForkMs: number; lastRewriteS: number; aofMiB: number; aofBaseMiB: number };
+  /** Per measured request's Idempotency-Key: when its create left for Redis and when the reply was back. */
+  createdByKey: ReadonlyMap<string, readonly [bigint, bigint]>;
   redisStalls: string;
 }[] = [];
 for (let round = 0; round < ROUNDS; round += 1) {
@@ -140,17 +170,22 @@ for (let round = 0; round < ROUNDS; round += 1) {
   const serviceResult = await load(servicePort, serviceLoad, () => (watch = watchCost()), WATCHERS);
   const forksAfter = await redisForks();
   const stalls = await redisStalls();
-  const forks = { count: forksAfter.count - forksBefore.count, lastForkMs: forksAfter.lastForkMs, lastRewriteS: forksAfter.lastRewriteS };
+  const forks = { ...forksAfter, count: forksAfter.count - forksBefore.count };
   const cost = (watch as { stop(): ServiceCost } | null)?.stop();
   if (!cost) throw new Error('the load generator never said the measured requests started');
   // The warm-up's transfers are placed too; only the measured ones are looked up.
   const placedByKey = new Map<string, bigint>();
+  const createdByKey = new Map<string, readonly [bigint, bigint]>();
   serviceLoad.ticketIds.forEach((ticketId, i) => {
+    const key = serviceLoad.measured[i]!.idempotencyKey;
     const at = placedAt.get(ticketId);
-    if (at !== undefined) placedByKey.set(serviceLoad.measured[i]!.idempotencyKey, at);
+    if (at !== undefined) placedByKey.set(key, at);
+    const created = createdAt.get(ticketId);
+    if (created !== undefined) createdByKey.set(key, created);
   });
   rounds.push({
     service: latencies(serviceLoad, serviceResult, placedByKey, arrivedAt),
+    createdByKey,
     floor: floorLatencies,
     cost,
     forks,
@@ -160,6 +195,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
   // and what the benchmark itself kept of the round is let go.
   await hangUp(placed.splice(0));
   placedAt.clear();
+  createdAt.clear();
   arrivedAt.clear();
   floor.actedAt.clear();
   floor.arrivedAt.clear();
@@ -190,10 +226,41 @@ rounds.forEach((r, i) => {
   console.log(
     `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB; a 1 ms timer on the event loop ran every p99 ${cost.loopDelayMs.p99.toFixed(2)} ms, p99.9 ${cost.loopDelayMs.p999.toFixed(2)} ms, max ${cost.loopDelayMs.max.toFixed(1)} ms`,
   );
-  console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}; Redis forked ${r.forks.count} times (append-only file rewrites${r.forks.count > 0 ? `; the last fork stalled it ${r.forks.lastForkMs.toFixed(1)} ms, its rewrite took ${r.forks.lastRewriteS} s` : ''})`);
+  console.log(`  ${slowestExplained(service, cost.pauses, r.createdByKey)}`);
+  console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}; Redis forked ${r.forks.count} times (append-only file rewrites${r.forks.count > 0 ? `; the last fork stalled it ${r.forks.lastForkMs.toFixed(1)} ms, its rewrite took ${r.forks.lastRewriteS} s` : ''}); its append-only file ${r.forks.aofMiB.toFixed(0)} MiB at the end, ${r.forks.aofBaseMiB.toFixed(0)} MiB after its last rewrite`);
   console.log(`  ${r.redisStalls}`);
 });
 const median = (values: number[]) => percentile(values, 50).toFixed(2);
+
+/**
+ * Where the slowest 1% of the service's requests (HTTP request event → place-call) spent their time:
+ * before their create left for Redis, waiting for its reply, and after it; and how many were in the
+ * service while a collector pause stopped its event loop.
+ */
+function slowestExplained(
+  service: Latencies,
+  pauses: readonly Pause[],
+  createdByKey: ReadonlyMap<string, readonly [bigint, bigint]>,
+): string {
+  const byTime = service.inServer.map((ms, i) => ({ ms, ...service.inServerSpans[i]! })).sort((a, b) => b.ms - a.ms);
+  const slowest = byTime.slice(0, Math.max(1, Math.floor(byTime.length / 100)));
+  const during = (young: boolean | null) => (request: { came: bigint; acted: bigint }) =>
+    pauses.some(
+      (p) => (young === null || p.young === young) && p.startNs < request.acted && p.startNs + BigInt(Math.round(p.ms * 1e6)) > request.came,
+    );
+  const part = (pick: (request: (typeof slowest)[number], create: readonly [bigint, bigint]) => bigint) => {
+    const values = slowest.flatMap((request) => {
+      const create = createdByKey.get(request.key);
+      return create ? [Number(pick(request, create)) / 1e6] : [];
+    });
+    return `p50 ${percentile(values, 50).toFixed(2)} ms, max ${Math.max(0, ...values).toFixed(2)} ms`;
+  };
+  return (
+    `the slowest 1% inside the service (${slowest.length}, from ${slowest.at(-1)?.ms.toFixed(2)} ms): ` +
+    `request → create sent ${part((r, [sent]) => sent - r.came)}; create's round trip ${part((_, [sent, back]) => back - sent)}; ` +
+    `reply → place-call ${part((r, [, back]) => r.acted - back)}; ${slowest.filter(during(null)).length} were held by a collector pause (${slowest.filter(during(true)).length} by a young one)`
+  );
+}
 
 /** The load generator's timer lateness: how often a process that wants a core waits for one. */
 function lateness(lateMs: readonly number[]): string {
@@ -294,6 +361,7 @@ function latencies(
 ): Latencies {
   const total: number[] = [];
   const inServer: number[] = [];
+  const inServerSpans: Latencies['inServerSpans'] = [];
   const response: number[] = [];
   let notAccepted = 0;
   result.sent.forEach((sent, i) => {
@@ -304,18 +372,26 @@ function latencies(
     if (acted === undefined) return;
     total.push(Number(acted - BigInt(sent.at)) / 1e6);
     const came = arrived.get(key);
-    if (came !== undefined) inServer.push(Number(acted - came) / 1e6);
+    if (came === undefined) return;
+    inServer.push(Number(acted - came) / 1e6);
+    inServerSpans.push({ key, came, acted });
   });
-  return { total, inServer, response, notAccepted, elapsedSeconds: result.elapsedSeconds, timerLateMs: result.timerLateMs, watcherFrames: result.watcherFrames };
+  return { total, inServer, inServerSpans, response, notAccepted, elapsedSeconds: result.elapsedSeconds, timerLateMs: result.timerLateMs, watcherFrames: result.watcherFrames };
 }
 
 /** The service's CPU, event-loop use and collector pauses (which stop the event loop) over a round. */
 function watchCost(): { stop(): ServiceCost } {
-  const pauses: { young: boolean; ms: number }[] = [];
+  const pauses: Pause[] = [];
+  // Performance entries are timed from the process's time origin; the benchmark's times are hrtime.
+  const hrtimeAtOrigin = process.hrtime.bigint() - BigInt(Math.round(performance.now() * 1e6));
   const observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
-      pauses.push({ young: kind === perfConstants.NODE_PERFORMANCE_GC_MINOR, ms: entry.duration });
+      pauses.push({
+        young: kind === perfConstants.NODE_PERFORMANCE_GC_MINOR,
+        startNs: hrtimeAtOrigin + BigInt(Math.round(entry.startTime * 1e6)),
+        ms: entry.duration,
+      });
     }
   });
   observer.observe({ entryTypes: ['gc'] });
