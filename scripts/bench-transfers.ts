@@ -274,7 +274,7 @@ console.log(
 // append-only file during the round, to tell the service's own share from that of a rewrite child
 // competing for the same two cores (in production Redis has a host of its own).
 const byRewrite = (rewrote: boolean) => {
-  const picked = rounds.filter((r) => r.forks.count > 0 === rewrote).map((r) => adds(r, 99));
+  const picked = rounds.filter((r) => (r.forks.count > 0) === rewrote).map((r) => adds(r, 99));
   return picked.length === 0 ? 'no round' : `${picked.map((x) => x.toFixed(2)).join(', ')} ms`;
 };
 console.log(`the service adds at p99, rounds without a rewrite of Redis' append-only file: ${byRewrite(false)}; rounds with one: ${byRewrite(true)}`);
