@@ -156,12 +156,15 @@ const rounds: {
   forks: { count: number; lastForkMs: number; lastRewriteS: number; aofMiB: number; aofBaseMiB: number };
   /** Per measured request's Idempotency-Key: when its create left for Redis and when the reply was back. */
   createdByKey: ReadonlyMap<string, readonly [bigint, bigint]>;
+  /** The yardstick's SET round trips to Redis, ms, over its measured requests. */
+  floorRoundTrip: number[];
   redisStalls: string;
 }[] = [];
 for (let round = 0; round < ROUNDS; round += 1) {
   const floorLoad = requests(COUNT);
   const floorResult = await load(floor.port, floorLoad);
   const floorLatencies = latencies(floorLoad, floorResult, floor.actedAt, floor.arrivedAt);
+  const floorRoundTrip = floorLoad.measured.flatMap(({ idempotencyKey }) => floor.roundTripMs.get(idempotencyKey) ?? []);
 
   const serviceLoad = requests(COUNT);
   let watch: { stop(): ServiceCost } | null = null;
@@ -187,6 +190,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
     service: latencies(serviceLoad, serviceResult, placedByKey, arrivedAt),
     createdByKey,
     floor: floorLatencies,
+    floorRoundTrip,
     cost,
     forks,
     redisStalls: stalls,
@@ -199,6 +203,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
   arrivedAt.clear();
   floor.actedAt.clear();
   floor.arrivedAt.clear();
+  floor.roundTripMs.clear();
 }
 
 const ms = (values: number[], p: number) => percentile(values, p).toFixed(2);
@@ -218,7 +223,7 @@ rounds.forEach((r, i) => {
     `  service   request → place-call: p50 ${ms(service.total, 50)} ms, p90 ${ms(service.total, 90)} ms, p99 ${ms(service.total, 99)} ms, max ${ms(service.total, 100)} ms (n=${service.total.length}); ${(COUNT / service.elapsedSeconds).toFixed(0)} transfers/s, ${service.notAccepted} not accepted; request → 202 p50 ${ms(service.response, 50)} ms, p99 ${ms(service.response, 99)} ms`,
   );
   console.log(
-    `  yardstick request → act:        p50 ${ms(yardstick.total, 50)} ms, p90 ${ms(yardstick.total, 90)} ms, p99 ${ms(yardstick.total, 99)} ms, max ${ms(yardstick.total, 100)} ms; inside it (HTTP request event → act): p50 ${ms(yardstick.inServer, 50)} ms, p99 ${ms(yardstick.inServer, 99)} ms`,
+    `  yardstick request → act:        p50 ${ms(yardstick.total, 50)} ms, p90 ${ms(yardstick.total, 90)} ms, p99 ${ms(yardstick.total, 99)} ms, max ${ms(yardstick.total, 100)} ms; inside it (HTTP request event → act): p50 ${ms(yardstick.inServer, 50)} ms, p99 ${ms(yardstick.inServer, 99)} ms; its SET's round trip to Redis: p50 ${ms(r.floorRoundTrip, 50)} ms, p99 ${ms(r.floorRoundTrip, 99)} ms`,
   );
   console.log(
     `  the service adds: p50 ${adds(r, 50).toFixed(2)} ms, p99 ${adds(r, 99).toFixed(2)} ms; inside the service (HTTP request event → place-call): p50 ${ms(service.inServer, 50)} ms, p99 ${ms(service.inServer, 99)} ms`,
@@ -226,11 +231,30 @@ rounds.forEach((r, i) => {
   console.log(
     `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB; a 1 ms timer on the event loop ran every p99 ${cost.loopDelayMs.p99.toFixed(2)} ms, p99.9 ${cost.loopDelayMs.p999.toFixed(2)} ms, max ${cost.loopDelayMs.max.toFixed(1)} ms`,
   );
+  console.log(`  ${ownAndRedis(service, r.createdByKey)}`);
   console.log(`  ${slowestExplained(service, cost.pauses, r.createdByKey)}`);
   console.log(`  the machine, under the service's round: ${lateness(service.timerLateMs)}; Redis forked ${r.forks.count} times (append-only file rewrites${r.forks.count > 0 ? `; the last fork stalled it ${r.forks.lastForkMs.toFixed(1)} ms, its rewrite took ${r.forks.lastRewriteS} s` : ''}); its append-only file ${r.forks.aofMiB.toFixed(0)} MiB at the end, ${r.forks.aofBaseMiB.toFixed(0)} MiB after its last rewrite`);
   console.log(`  ${r.redisStalls}`);
 });
 const median = (values: number[]) => percentile(values, 50).toFixed(2);
+
+/**
+ * Every measured request's time inside the service split in two: the service's own work on the path
+ * (HTTP request event → create sent, and create's reply → place-call) and the create's round trip to
+ * Redis, which also holds whatever kept Redis or the reply's turn on the event loop waiting.
+ */
+function ownAndRedis(service: Latencies, createdByKey: ReadonlyMap<string, readonly [bigint, bigint]>): string {
+  const own: number[] = [];
+  const roundTrip: number[] = [];
+  for (const { key, came, acted } of service.inServerSpans) {
+    const create = createdByKey.get(key);
+    if (!create) continue;
+    const [sent, back] = create;
+    own.push(Number(sent - came + (acted - back)) / 1e6);
+    roundTrip.push(Number(back - sent) / 1e6);
+  }
+  return `inside the service, its own work on the path (request → create sent, reply → place-call): p50 ${ms(own, 50)} ms, p99 ${ms(own, 99)} ms; the create's round trip to Redis: p50 ${ms(roundTrip, 50)} ms, p99 ${ms(roundTrip, 99)} ms`;
+}
 
 /**
  * Where the slowest 1% of the service's requests (HTTP request event → place-call) spent their time:
@@ -431,21 +455,26 @@ function watchCost(): { stop(): ServiceCost } {
 async function startFloor(redisUrl: string): Promise<{
   port: number;
   actedAt: Map<string, bigint>;
+  roundTripMs: Map<string, number>;
   arrivedAt: Map<string, bigint>;
   close(): Promise<void>;
 }> {
   const client = connectRedis(redisUrl, { commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
   const actedAt = new Map<string, bigint>();
   const arrived = new Map<string, bigint>();
+  const roundTripMs = new Map<string, number>();
   const server = createServer((req, res) => {
     const key = String(req.headers['idempotency-key']);
     arrived.set(key, process.hrtime.bigint());
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => {
+      const sentAt = process.hrtime.bigint();
       client.set(`bench:yardstick:${key}`, Buffer.concat(chunks), 'PX', 60_000).then(
         () => {
-          actedAt.set(key, process.hrtime.bigint());
+          const now = process.hrtime.bigint();
+          actedAt.set(key, now);
+          roundTripMs.set(key, Number(now - sentAt) / 1e6);
           res.writeHead(202, { 'content-type': 'application/json' }).end('{"state":"dialing"}');
         },
         () => res.writeHead(503).end(),
@@ -460,6 +489,7 @@ async function startFloor(redisUrl: string): Promise<{
     port: portOf(server),
     actedAt,
     arrivedAt: arrived,
+    roundTripMs,
     async close() {
       await new Promise((resolve) => server.close(resolve));
       client.disconnect();
