@@ -85,6 +85,17 @@ const redisForks = async () => {
   };
 };
 
+// Redis' CPU (its process, and its rewrite children), seconds: with the service's and the load
+// generator's, what the round took of the machine's two cores.
+const redisCpu = async () => {
+  const info = await redisProbe.info('cpu');
+  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
+  return {
+    ownMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000,
+    childrenMs: (field('used_cpu_user_children') + field('used_cpu_sys_children')) * 1000,
+  };
+};
+
 // What held Redis up, per round, as Redis itself reports it: commands that ran over 1 ms (its slow
 // log) and its latency monitor's events over 1 ms (a fork, a blocked append-only-file write).
 if (redisProbe.status !== 'ready') await new Promise((resolve) => redisProbe.once('ready', resolve));
@@ -159,6 +170,8 @@ const rounds: {
   /** The yardstick's SET round trips to Redis, ms, over its measured requests. */
   floorRoundTrip: number[];
   redisStalls: string;
+  /** CPU over the measured requests, ms: Redis' own, its rewrite children's, the load generator's. */
+  machineCpu: { redisMs: number; redisChildrenMs: number; loadGeneratorMs: number };
 }[] = [];
 for (let round = 0; round < ROUNDS; round += 1) {
   const floorLoad = requests(COUNT);
@@ -170,7 +183,19 @@ for (let round = 0; round < ROUNDS; round += 1) {
   let watch: { stop(): ServiceCost } | null = null;
   const forksBefore = await redisForks();
   await redisStallsReset();
-  const serviceResult = await load(servicePort, serviceLoad, () => (watch = watchCost()), WATCHERS);
+  let redisCpuBefore: ReturnType<typeof redisCpu> | null = null;
+  const serviceResult = await load(
+    servicePort,
+    serviceLoad,
+    () => {
+      watch = watchCost();
+      redisCpuBefore = redisCpu();
+    },
+    WATCHERS,
+  );
+  const redisCpuAfter = await redisCpu();
+  const redisCpuAtStart = await (redisCpuBefore as ReturnType<typeof redisCpu> | null);
+  if (!redisCpuAtStart) throw new Error('the load generator never said the measured requests started');
   const forksAfter = await redisForks();
   const stalls = await redisStalls();
   const forks = { ...forksAfter, count: forksAfter.count - forksBefore.count };
@@ -194,6 +219,11 @@ for (let round = 0; round < ROUNDS; round += 1) {
     cost,
     forks,
     redisStalls: stalls,
+    machineCpu: {
+      redisMs: redisCpuAfter.ownMs - redisCpuAtStart.ownMs,
+      redisChildrenMs: redisCpuAfter.childrenMs - redisCpuAtStart.childrenMs,
+      loadGeneratorMs: serviceResult.cpuMs,
+    },
   });
   // Every round starts from the same state: the round's calls end (the citizens hang up), unmeasured,
   // and what the benchmark itself kept of the round is let go.
@@ -230,6 +260,11 @@ rounds.forEach((r, i) => {
   );
   console.log(
     `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB; a 1 ms timer on the event loop ran every p99 ${cost.loopDelayMs.p99.toFixed(2)} ms, p99.9 ${cost.loopDelayMs.p999.toFixed(2)} ms, max ${cost.loopDelayMs.max.toFixed(1)} ms`,
+  );
+  const perTransfer = (cpuMs: number) => (cpuMs / COUNT).toFixed(2);
+  const { redisMs, redisChildrenMs, loadGeneratorMs } = r.machineCpu;
+  console.log(
+    `  CPU per transfer on the machine: service ${perTransfer(cost.cpuMs)} ms, Redis ${perTransfer(redisMs)} ms (its rewrite children ${perTransfer(redisChildrenMs)} ms), load generator ${perTransfer(loadGeneratorMs)} ms; all together ${(((cost.cpuMs + redisMs + redisChildrenMs + loadGeneratorMs) / (service.elapsedSeconds * 1000)) * 50).toFixed(0)}% of two cores`,
   );
   console.log(`  ${ownAndRedis(service, r.createdByKey)}`);
   console.log(`  ${slowestExplained(service, cost.pauses, r.createdByKey)}`);

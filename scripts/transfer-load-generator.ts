@@ -42,6 +42,8 @@ export interface LoadResult {
   readonly timerLateMs: readonly number[];
   /** Feed frames the watchers received while the measured requests were sent, all watchers together. */
   readonly watcherFrames: number;
+  /** This process's CPU (user and system) over the measured requests, ms: its share of the machine. */
+  readonly cpuMs: number;
 }
 
 process.once('message', (order: LoadOrder) => {
@@ -94,6 +96,7 @@ async function run(order: LoadOrder): Promise<LoadResult> {
   const sent: { at: string; status: number; responseMs: number }[] = [];
   const timerLateMs: number[] = [];
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   await paced(order.bodies, order.ratePerSecond, timerLateMs, (t0, reply) => {
     const slot = { at: String(t0), status: 0, responseMs: 0 };
     sent.push(slot);
@@ -103,9 +106,10 @@ async function run(order: LoadOrder): Promise<LoadResult> {
     });
   });
   const framesWhileMeasured = watcherFrames;
+  const cpu = process.cpuUsage(cpuBefore);
   agent.destroy();
   for (const ws of watchers) ws.terminate();
-  return { sent, elapsedSeconds: Number(process.hrtime.bigint() - started) / 1e9, timerLateMs, watcherFrames: framesWhileMeasured };
+  return { sent, elapsedSeconds: Number(process.hrtime.bigint() - started) / 1e9, timerLateMs, watcherFrames: framesWhileMeasured, cpuMs: (cpu.user + cpu.system) / 1000 };
 
   /** Sends each request at its time; resolves when every reply is in. */
   async function paced(
