@@ -70,9 +70,14 @@ const floor = await startFloor(redis.url);
 // Redis forks to rewrite its append-only file as it grows; a fork of a large process stalls it, and the
 // child competes for the same two cores. Counted per round, as part of what the machine does.
 const redisProbe = connectRedis(redis.url, { commandTimeoutMs: 1000, connectTimeoutMs: 1000 });
+/** A numeric field of Redis' INFO sections (NaN when absent). */
+const redisInfo = async (...sections: string[]) => {
+  let info = '';
+  for (const section of sections) info += await redisProbe.info(section);
+  return (name: string) => Number(new RegExp(`^${name}:(-?[\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+};
 const redisForks = async () => {
-  const info = (await redisProbe.info('stats')) + (await redisProbe.info('persistence'));
-  const field = (name: string) => Number(new RegExp(`${name}:(-?\\d+)`).exec(info)?.[1] ?? NaN);
+  const field = await redisInfo('stats', 'persistence');
   // The last fork's stall, and the last rewrite's length (whole seconds; -1 before the first).
   return {
     count: field('total_forks'),
@@ -88,8 +93,7 @@ const redisForks = async () => {
 // Redis' CPU (its process, and its rewrite children), seconds: with the service's and the load
 // generator's, what the round took of the machine's two cores.
 const redisCpu = async () => {
-  const info = await redisProbe.info('cpu');
-  const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? NaN);
+  const field = await redisInfo('cpu');
   return {
     ownMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000,
     childrenMs: (field('used_cpu_user_children') + field('used_cpu_sys_children')) * 1000,
@@ -237,6 +241,7 @@ for (let round = 0; round < ROUNDS; round += 1) {
 }
 
 const ms = (values: number[], p: number) => percentile(values, p).toFixed(2);
+const perTransfer = (totalMs: number) => (totalMs / COUNT).toFixed(2);
 const adds = (r: (typeof rounds)[number], p: number) =>
   percentile(r.service.total, p) - percentile(r.floor.total, p);
 console.log('== transfers through the HTTP API to the CallControl test peer, on Redis');
@@ -259,9 +264,8 @@ rounds.forEach((r, i) => {
     `  the service adds: p50 ${adds(r, 50).toFixed(2)} ms, p99 ${adds(r, 99).toFixed(2)} ms; inside the service (HTTP request event → place-call): p50 ${ms(service.inServer, 50)} ms, p99 ${ms(service.inServer, 99)} ms`,
   );
   console.log(
-    `  service cost per transfer (request, switch events to bridged, feed): CPU ${(cost.cpuMs / COUNT).toFixed(2)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB; a 1 ms timer on the event loop ran every p99 ${cost.loopDelayMs.p99.toFixed(2)} ms, p99.9 ${cost.loopDelayMs.p999.toFixed(2)} ms, max ${cost.loopDelayMs.max.toFixed(1)} ms`,
+    `  service cost per transfer (request, switch events to bridged, feed): CPU ${perTransfer(cost.cpuMs)} ms; event loop busy ${(cost.loopUtilization * 100).toFixed(0)}%; collector pauses: ${young.length} young (${sum(young).toFixed(0)} ms, longest ${Math.max(0, ...young).toFixed(1)} ms), ${full.length} full (${sum(full).toFixed(0)} ms, longest ${Math.max(0, ...full).toFixed(1)} ms); heap in use at the end ${cost.heapUsedMiB.toFixed(0)} MiB; a 1 ms timer on the event loop ran every p99 ${cost.loopDelayMs.p99.toFixed(2)} ms, p99.9 ${cost.loopDelayMs.p999.toFixed(2)} ms, max ${cost.loopDelayMs.max.toFixed(1)} ms`,
   );
-  const perTransfer = (cpuMs: number) => (cpuMs / COUNT).toFixed(2);
   const { redisMs, redisChildrenMs, loadGeneratorMs } = r.machineCpu;
   console.log(
     `  CPU per transfer on the machine: service ${perTransfer(cost.cpuMs)} ms, Redis ${perTransfer(redisMs)} ms (its rewrite children ${perTransfer(redisChildrenMs)} ms), load generator ${perTransfer(loadGeneratorMs)} ms; all together ${(((cost.cpuMs + redisMs + redisChildrenMs + loadGeneratorMs) / (service.elapsedSeconds * 1000)) * 50).toFixed(0)}% of two cores`,
