@@ -191,8 +191,8 @@ export interface TransferStore {
 
 /**
  * A transition an instance made, as every instance hears of it: the transfer summarised (its caller's
- * number masked). Stream entries of kind 'transfer', written by earlier versions of the service,
- * carried the whole transfer; the Redis bus reads them as this.
+ * number masked). On the Redis bus's stream it is written positionally; the forms earlier versions
+ * wrote are read as this too (see adapters/redis/feed-stream-entry.ts).
  */
 export interface TransitionBusEvent {
   readonly kind: 'transition';

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisStreamEventBus } from '../../src/adapters/redis/redis-stream-event-bus.js';
 import { summarise } from '../../src/domain/transfer.js';
-import type { SequencedEvent } from '../../src/ports.js';
+import { transitionBusEvent, type SequencedEvent } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { startProxy, type Proxy } from '../support/tcp-proxy.js';
 import { openFeed } from '../support/feed-client.js';
@@ -84,6 +84,23 @@ describe('the Redis Stream bus', () => {
     await new Promise((resolve) => writer.once('ready', resolve));
     await writer.xadd('connecting', '*', 'e', JSON.stringify(event('first write')));
     await expect.poll(() => seen.map(detailOf)).toEqual(['first write']);
+  });
+
+  it("a transition one instance publishes reaches the other as it was, live and from the history, and takes the stream's compact form", async () => {
+    const { a, b, seen } = await pair('compact', 1000);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the reader is waiting
+    await a.publish(event('before'));
+    const t = aTransfer({ state: 'failed', version: 6, failure: { reason: 'busy', cause: 'USER_BUSY' }, endedBy: 'target', updatedAt: '2026-11-23T08:00:04.321Z' });
+    const transition = transitionBusEvent(t, { ...aRecord(t, 'target-failed'), from: 'ringing', detail: '486 忙' });
+    await a.publish(transition);
+    await expect.poll(() => seen.length).toBe(2);
+    expect(seen[1]?.event).toEqual(transition);
+    expect(await b.since(seen[0]!.seq, seen[1]!.seq, 10)).toEqual([{ seq: seen[1]!.seq, event: transition }]);
+    const reader = connection(redis.port);
+    await new Promise((resolve) => reader.once('ready', resolve));
+    const [[, fields]] = (await reader.xrange('compact', seen[1]!.seq, seen[1]!.seq)) as [[string, string[]]];
+    expect(fields[0]).toBe('t');
+    expect(Buffer.byteLength(fields[1]!)).toBeLessThan(Buffer.byteLength(JSON.stringify(transition)) / 2);
   });
 
   it('an entry of the older form (the whole transfer, as instances before the upgrade write) is heard as a transition, summarised, live and on replay', async () => {

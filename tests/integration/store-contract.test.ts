@@ -7,9 +7,10 @@ import { MemoryTicketStore, MemoryTransferStore } from '../../src/adapters/memor
 import { redisKeys } from '../../src/adapters/redis/keys.js';
 import { connectRedis } from '../../src/adapters/redis/redis-connection.js';
 import { RedisTicketStore, RedisTransferStore } from '../../src/adapters/redis/redis-stores.js';
+import { eventOfEntry, transitionEntryValue } from '../../src/adapters/redis/feed-stream-entry.js';
 import type { TransferRouting } from '../../src/domain/routing-decision.js';
 import { summarise, type Transfer } from '../../src/domain/transfer.js';
-import { LIVE_LIST_CAP, transitionBusEvent, type BusEvent, type TicketStore, type TransferStore } from '../../src/ports.js';
+import { LIVE_LIST_CAP, type BusEvent, type TicketStore, type TransferStore } from '../../src/ports.js';
 import { startRedis, type RedisServer } from '../support/redis-server.js';
 import { aRecord, anOpening, aTransfer, TICKET_STUB } from '../support/transfer-fixture.js';
 
@@ -249,9 +250,9 @@ contract('redis', async () => {
       idempotencyTtlSeconds: 600,
       feedLog: { key: keys.feedLog, maxLength: 10_000 },
     }),
-    // Read as RedisStreamEventBus reads the stream: field 'e', the event's JSON.
+    // Read as RedisStreamEventBus reads the stream.
     published: async () =>
-      (await redis.xrange(keys.feedLog, '-', '+')).map(([, fields]) => JSON.parse(fields[1]!) as BusEvent),
+      (await redis.xrange(keys.feedLog, '-', '+')).map(([, fields]) => eventOfEntry(fields) ?? expect.fail(`an entry the bus cannot read: ${fields.join(' ')}`)),
   };
 });
 
@@ -312,10 +313,12 @@ describe('redis transfer store', () => {
     const before = await appendedBytes();
     await store.save(ringing, record(ringing, 'target-ringing'));
     const appended = (await appendedBytes()) - before;
-    // The audit record and the feed's event are appended whole; beside them, the transfer's changed
-    // fields only. Writing the whole transfer again appended more than it alone.
-    const recordAndEvent = JSON.stringify(record(ringing, 'target-ringing')).length + JSON.stringify(transitionBusEvent(ringing, record(ringing, 'target-ringing'))).length;
-    expect(appended - recordAndEvent).toBeLessThan(JSON.stringify(ringing).length);
+    // The audit record (without the transferId its key names) and the feed's entry are appended whole;
+    // beside them, the transfer's changed fields only. Writing the whole transfer again appended more
+    // than it alone.
+    const { transferId: _named, ...stored } = record(ringing, 'target-ringing');
+    const recordAndEntry = JSON.stringify(stored).length + transitionEntryValue(ringing, record(ringing, 'target-ringing')).length;
+    expect(appended - recordAndEntry).toBeLessThan(JSON.stringify(ringing).length);
     expect(await store.get(t.id)).toEqual(ringing);
   });
 
@@ -344,6 +347,22 @@ describe('redis transfer store', () => {
     expect(await store.get(t.id)).toEqual(answered);
     expect(await redis.type(keys.transfer(t.id))).toBe('hash');
     expect(await redis.ttl(keys.transfer(t.id))).toBeGreaterThan(590);
+  });
+
+  it('stores audit records without the transferId their key names, and reads those of the earlier form that carry it', async () => {
+    const { keys, store } = freshStore('r');
+    const t = transfer();
+    await store.create(opening(t), { idempotencyKey: null, requestFingerprint: 'r' });
+    const stored = (await redis.lrange(keys.audit(t.id), 0, -1)).map((raw) => JSON.parse(raw) as Record<string, unknown>);
+    expect(stored.length).toBeGreaterThan(0);
+    for (const entry of stored) expect(entry).not.toHaveProperty('transferId');
+    // An instance from before the change appended this one.
+    const ringing = { ...t, state: 'ringing' as const, version: t.version + 1 };
+    await redis.rpush(keys.audit(t.id), JSON.stringify(record(ringing, 'target-ringing')));
+    const trail = await store.auditTrail(t.id);
+    expect(trail).toHaveLength(stored.length + 1);
+    expect(trail.every((r) => r.transferId === t.id)).toBe(true);
+    expect(trail.at(-1)).toEqual(record(ringing, 'target-ringing'));
   });
 
   it('drops from the live set a transfer whose key expired without ending (its instance crashed)', async () => {

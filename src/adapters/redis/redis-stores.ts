@@ -3,7 +3,8 @@
 import type { Redis } from 'ioredis';
 import { TicketStubSchema, type TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import { LIVE_LIST_CAP, transitionBusEvent, type CreateOptions, type CreateResult, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
+import { LIVE_LIST_CAP, type CreateOptions, type CreateResult, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
+import { TRANSITION_FIELD, transitionEntryValue } from './feed-stream-entry.js';
 import { AUDIT_CAP, type RedisKeys } from './keys.js';
 
 export class RedisTicketStore implements TicketStore {
@@ -38,19 +39,23 @@ export class RedisTicketStore implements TicketStore {
 // The TTL is set when the transfer is stored and again when it ends: an ended transfer is kept
 // transfers.ttlSeconds after its end (one EXPIRE per transfer and not per transition).
 //
+// A transition's audit record is stored without its transferId, which the list's key already names
+// (eight records a transfer, each appended whole to Redis' append-only file); records of earlier versions
+// carry it, and both are read.
+//
 // Both scripts end by appending each stored transition to the feed stream, as RedisStreamEventBus
-// writes it (field 'e', the bus event's JSON, made here: the transfer summarised, see TransferSummary):
-// the transfer store's outbox (see TransferStore).
+// writes it (see feed-stream-entry.ts: the transfer summarised, positionally): the transfer store's
+// outbox (see TransferStore).
 const APPEND_EVENT = `
-local function appendEvent(stream, maxLength, eventJson)
-  redis.call('XADD', stream, 'MAXLEN', '~', maxLength, '*', 'e', eventJson)
+local function appendEvent(stream, maxLength, entry)
+  redis.call('XADD', stream, 'MAXLEN', '~', maxLength, '*', '${TRANSITION_FIELD}', entry)
 end
 `;
 
 // KEYS: idem, callLock, transfer, audit, live, ticket, feed stream, lease
 // ARGV: hasIdem, idemValueJson, transferId, ttl, idemTtl, score, stubJson, stubTtl, feedMaxLength,
 //       lease holder ('' for none), lease ttl ms, then the transfer as of its last step: version, base,
-//       progress, routing ('' for none), then per step, oldest first: recordJson, busEventJson
+//       progress, routing ('' for none), then per step, oldest first: record, feed entry
 const CREATE_SCRIPT = `${APPEND_EVENT}
 if ARGV[1] == '1' then
   local seen = redis.call('GET', KEYS[1])
@@ -80,8 +85,8 @@ return {'created', ARGV[3]}
 `;
 
 // KEYS: transfer, audit, callLock, live, feed stream
-// ARGV: transferId, version, base, progress, routing ('' for none), recordJson, ttl, terminal, score,
-//       auditCap, feedMaxLength, busEventJson
+// ARGV: transferId, version, base, progress, routing ('' for none), record, ttl, terminal, score,
+//       auditCap, feedMaxLength, feed entry
 const SAVE_SCRIPT = `${APPEND_EVENT}
 local stored = redis.pcall('HMGET', KEYS[1], 'version', 'base', 'progress', 'routing')
 local converted = false
@@ -199,7 +204,7 @@ export class RedisTransferStore implements TransferStore {
       options.lease?.holderId ?? '',
       options.lease?.ttlMs ?? 0,
       ...transferFields(transfer),
-      ...steps.flatMap((step) => [jsonBytes(step.record), jsonBytes(transitionBusEvent(step.transfer, step.record))]),
+      ...steps.flatMap((step) => [auditEntry(step.record), Buffer.from(transitionEntryValue(step.transfer, step.record), 'utf8')]),
     );
     const [outcome, value] = reply;
     if (outcome === 'replay') {
@@ -220,13 +225,13 @@ export class RedisTransferStore implements TransferStore {
       this.options.feedLog.key,
       transfer.id,
       ...transferFields(transfer),
-      jsonBytes(record),
+      auditEntry(record),
       this.options.transferTtlSeconds,
       isTerminal(transfer.state) ? '1' : '0',
       Date.parse(transfer.createdAt),
       AUDIT_CAP,
       this.options.feedLog.maxLength,
-      jsonBytes(transitionBusEvent(transfer, record)),
+      Buffer.from(transitionEntryValue(transfer, record), 'utf8'),
     );
     return reply === 'stale' ? 'stale' : 'saved';
   }
@@ -281,7 +286,7 @@ export class RedisTransferStore implements TransferStore {
 
   async auditTrail(transferId: string): Promise<TransitionRecord[]> {
     const raws = await this.redis.lrange(this.keys.audit(transferId), 0, -1);
-    return raws.map((raw) => JSON.parse(raw) as TransitionRecord);
+    return raws.map((raw) => ({ transferId, ...(JSON.parse(raw) as Omit<TransitionRecord, 'transferId'>) }));
   }
 }
 
@@ -293,6 +298,11 @@ export class RedisTransferStore implements TransferStore {
  */
 function jsonBytes(value: unknown): Buffer {
   return Buffer.from(JSON.stringify(value), 'utf8');
+}
+
+/** A transition's audit record as the list holds it: without the transferId its key names. */
+function auditEntry({ transferId: _named, ...record }: TransitionRecord): Buffer {
+  return jsonBytes(record);
 }
 
 /** The hash's fields, in the order transferOf reads them. */

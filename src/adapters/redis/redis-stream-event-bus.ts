@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { Transfer } from '../../domain/transfer.js';
-import { transitionBusEvent, type BusEvent, type EventBus, type FeedLog, type SequencedEvent, type TransitionRecord } from '../../ports.js';
+import type { BusEvent, EventBus, FeedLog, SequencedEvent } from '../../ports.js';
+import { entryOf, eventOfEntry } from './feed-stream-entry.js';
 
 export interface RedisStreamEventBusOptions {
   /** Writes (XADD) and history reads (XRANGE); the service's ordinary connection. */
@@ -48,7 +48,7 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
   async publish(event: BusEvent): Promise<void> {
     const { writer, key, maxLength } = this.options;
     try {
-      await writer.xadd(key, 'MAXLEN', '~', String(maxLength), '*', 'e', JSON.stringify(event));
+      await writer.xadd(key, 'MAXLEN', '~', String(maxLength), '*', ...entryOf(event));
     } catch (err) {
       // Redis is down: this instance's own clients still see what it does (an emergency transfer
       // going out without the store, the store's failure itself). The seq is local and cannot be
@@ -90,7 +90,7 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
     const entries = await writer.xrange(key, `(${seq}`, upTo, 'COUNT', limit + 1);
     if (entries.length > limit) return null;
     return entries.flatMap(([id, fields]) => {
-      const event = eventOf(fields);
+      const event = eventOfEntry(fields);
       return event ? [{ seq: id, event }] : [];
     });
   }
@@ -157,7 +157,7 @@ export class RedisStreamEventBus implements EventBus, FeedLog {
         for (const [, entries] of reply) {
           for (const [id, fields] of entries) {
             this.lastId = id;
-            const event = eventOf(fields);
+            const event = eventOfEntry(fields);
             if (!event) continue;
             const entry = new StreamEntry(id, event);
             for (const listener of this.listeners) listener(entry);
@@ -188,25 +188,4 @@ class StreamEntry implements SequencedEvent {
     readonly seq: string,
     readonly event: BusEvent,
   ) {}
-}
-
-/** An entry written by an earlier version of the service (or an instance not yet upgraded): the whole transfer. */
-interface LegacyTransitionEntry {
-  readonly kind: 'transfer';
-  readonly transfer: Transfer;
-  readonly record: TransitionRecord;
-}
-
-function eventOf(fields: string[]): BusEvent | null {
-  const at = fields.indexOf('e');
-  const raw = at >= 0 ? fields[at + 1] : undefined;
-  if (raw === undefined) return null;
-  try {
-    const parsed = JSON.parse(raw) as BusEvent | LegacyTransitionEntry;
-    // Still in the stream after an upgrade, or written by an instance a rolling upgrade has not reached.
-    if (parsed.kind === 'transfer') return transitionBusEvent(parsed.transfer, parsed.record);
-    return parsed;
-  } catch {
-    return null; // not ours: another writer on the stream (or a transfer entry that is not one)
-  }
 }
