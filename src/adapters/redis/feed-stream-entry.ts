@@ -18,7 +18,10 @@ import { transitionBusEvent, type BusEvent, type TransitionBusEvent, type Transi
 export const EVENT_FIELD = 'e';
 export const TRANSITION_FIELD = 't';
 
-/** The first element of a 't' entry: a later layout takes the next number, and readers skip what they do not know. */
+/**
+ * The first element of a 't' entry: a later layout takes the next number, and readers skip what they do
+ * not know, as they skip an entry holding a value they do not know (a state or a failure added later).
+ */
 const TRANSITION_FORMAT = 1;
 
 const State = z.enum(TRANSFER_STATES);
