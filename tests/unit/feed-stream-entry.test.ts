@@ -92,6 +92,8 @@ describe('a transition on the feed stream', () => {
     ['an unknown event', encodeTransition(at(aTransfer(), 'bridged')).replace('"bridged"', '"exploded"')],
     ['an unknown override', JSON.stringify([...JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))), { colour: 'red' }])],
     ['a relative updatedAt after a createdAt that is not a number', relativeAfterString()],
+    ['a createdAt out of any date\'s range', withTimes(1e20, 5)],
+    ['an updatedAt out of any date\'s range', withTimes(1_796_300_377_656, 1e20)],
   ])('is skipped when it is %s', (_, raw) => {
     expect(decodeTransition(raw)).toBeNull();
     expect(eventOfEntry(['t', raw])).toBeNull();
@@ -99,9 +101,13 @@ describe('a transition on the feed stream', () => {
 });
 
 function relativeAfterString(): string {
+  return withTimes('2026-11-23T08:00:00Z', 5);
+}
+
+function withTimes(created: number | string, updated: number | string): string {
   const entry = JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))) as unknown[];
-  entry[18] = '2026-11-23T08:00:00Z';
-  entry[19] = 5;
+  entry[18] = created;
+  entry[19] = updated;
   return JSON.stringify(entry);
 }
 

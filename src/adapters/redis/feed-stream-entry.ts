@@ -2,9 +2,9 @@
 // Redis. Every instance reads what every other writes, so a format change must be readable both ways
 // round during a rolling upgrade; the forms below say which versions wrote them.
 //
-//   field 'e'  the bus event's JSON. Every event but a transition; before 2026-12-03 transitions too
-//              (as {kind:'transition', transfer: summary, record}), and before that the whole transfer
-//              (kind 'transfer').
+//   field 'e'  the bus event's JSON. Every event but a transition; earlier versions wrote transitions
+//              here too (as {kind:'transition', transfer: summary, record}), and before that the whole
+//              transfer (kind 'transfer').
 //   field 't'  a transition as a positional JSON array (TRANSITION_FORMAT below). A transition is eight
 //              of a transfer's entries, and Redis' append-only file and every replica receive each one
 //              whole: as keyed JSON (~640 bytes) it was half of what a transfer made Redis append. An
@@ -71,6 +71,12 @@ function canonicalMs(iso: string): number | null {
   return Number.isFinite(ms) && new Date(ms).toISOString() === iso ? ms : null;
 }
 
+/** The ISO time of epoch milliseconds; null out of a date's range (where toISOString would throw). */
+function isoOf(ms: number): string | null {
+  const date = new Date(ms);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
 /** A transition as the value of a 't' entry. */
 export function encodeTransition({ transfer: s, record: r }: TransitionBusEvent): string {
   const createdMs = canonicalMs(s.createdAt);
@@ -122,11 +128,10 @@ export function decodeTransition(raw: string): TransitionBusEvent | null {
   if (!parsed.success) return null;
   const [, id, state, from, to, mode, priority, callerId, agentId, seatId, targetDesk, trunkIndex, ticketId, stubDeferred, failure, endedBy, nuisance, version, created, updated, recordFrom, event, detail, overrides] =
     parsed.data;
-  const createdAt = typeof created === 'number' ? new Date(created).toISOString() : created;
-  let updatedAt: string;
-  if (typeof updated === 'string') updatedAt = updated;
-  else if (typeof created === 'number') updatedAt = new Date(created + updated).toISOString();
-  else return null; // a number relative to a createdAt that is not one: no writer makes this
+  const createdAt = typeof created === 'number' ? isoOf(created) : created;
+  // A number relative to a createdAt that is not one, or out of a date's range: no writer makes these.
+  const updatedAt = typeof updated === 'string' ? updated : typeof created === 'number' ? isoOf(created + updated) : null;
+  if (createdAt === null || updatedAt === null) return null;
   const record: TransitionRecord = {
     transferId: overrides?.transferId ?? id,
     at: overrides?.at ?? updatedAt,
