@@ -91,7 +91,7 @@ describe('a transition on the feed stream', () => {
     ['an unknown state', encodeTransition(at(aTransfer(), 'bridged')).replace('"requested"', '"teleported"')],
     ['an unknown event', encodeTransition(at(aTransfer(), 'bridged')).replace('"bridged"', '"exploded"')],
     ['an unknown override', JSON.stringify([...JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))), { colour: 'red' }])],
-    ['a relative updatedAt after a createdAt that is not a number', relativeAfterString()],
+    ['a relative updatedAt after a createdAt that is not a number', withTimes('2026-11-23T08:00:00Z', 5)],
     ['a createdAt out of any date\'s range', withTimes(1e20, 5)],
     ['an updatedAt out of any date\'s range', withTimes(1_796_300_377_656, 1e20)],
   ])('is skipped when it is %s', (_, raw) => {
@@ -99,10 +99,6 @@ describe('a transition on the feed stream', () => {
     expect(eventOfEntry(['t', raw])).toBeNull();
   });
 });
-
-function relativeAfterString(): string {
-  return withTimes('2026-11-23T08:00:00Z', 5);
-}
 
 function withTimes(created: number | string, updated: number | string): string {
   const entry = JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))) as unknown[];

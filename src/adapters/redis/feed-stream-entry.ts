@@ -15,7 +15,7 @@ import { DeskIdSchema } from '../../domain/ticket-stub.js';
 import { HarassmentKindSchema } from '../../domain/routing-decision.js';
 import { transitionBusEvent, type BusEvent, type TransitionBusEvent, type TransitionRecord } from '../../ports.js';
 
-export const EVENT_FIELD = 'e';
+const EVENT_FIELD = 'e';
 export const TRANSITION_FIELD = 't';
 
 /**

@@ -204,7 +204,7 @@ export class RedisTransferStore implements TransferStore {
       options.lease?.holderId ?? '',
       options.lease?.ttlMs ?? 0,
       ...transferFields(transfer),
-      ...steps.flatMap((step) => [auditEntry(step.record), Buffer.from(transitionEntryValue(step.transfer, step.record), 'utf8')]),
+      ...steps.flatMap((step) => [auditEntry(step.record), feedEntry(step.transfer, step.record)]),
     );
     const [outcome, value] = reply;
     if (outcome === 'replay') {
@@ -231,7 +231,7 @@ export class RedisTransferStore implements TransferStore {
       Date.parse(transfer.createdAt),
       AUDIT_CAP,
       this.options.feedLog.maxLength,
-      Buffer.from(transitionEntryValue(transfer, record), 'utf8'),
+      feedEntry(transfer, record),
     );
     return reply === 'stale' ? 'stale' : 'saved';
   }
@@ -303,6 +303,11 @@ function jsonBytes(value: unknown): Buffer {
 /** A transition's audit record as the list holds it: without the transferId its key names. */
 function auditEntry({ transferId: _named, ...record }: TransitionRecord): Buffer {
   return jsonBytes(record);
+}
+
+/** A stored transition as the scripts append it to the feed stream (see feed-stream-entry.ts). */
+function feedEntry(transfer: Transfer, record: TransitionRecord): Buffer {
+  return Buffer.from(transitionEntryValue(transfer, record), 'utf8');
 }
 
 /** The hash's fields, in the order transferOf reads them. */
