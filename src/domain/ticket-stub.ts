@@ -3,9 +3,8 @@
 import { z } from 'zod';
 
 /** A desk or hotline as named in config: 12345, 110, 119, 120, 122, 12313, expert-110 … */
-export const DeskIdSchema = z
-  .string()
-  .regex(/^[0-9A-Za-z][0-9A-Za-z_-]{1,31}$/, 'a desk id is 2-32 letters, digits, - or _');
+export const DESK_ID_PATTERN = /^[0-9A-Za-z][0-9A-Za-z_-]{1,31}$/;
+export const DeskIdSchema = z.string().regex(DESK_ID_PATTERN, 'a desk id is 2-32 letters, digits, - or _');
 export type DeskId = z.infer<typeof DeskIdSchema>;
 
 /** Ticket ids travel in SIP headers and originate strings, so the alphabet is deliberately narrow. */

@@ -94,11 +94,29 @@ describe('a transition on the feed stream', () => {
     ['a relative updatedAt after a createdAt that is not a number', withTimes('2026-11-23T08:00:00Z', 5)],
     ['a createdAt out of any date\'s range', withTimes(1e20, 5)],
     ['an updatedAt out of any date\'s range', withTimes(1_796_300_377_656, 1e20)],
+    ['an element past the overrides', JSON.stringify([...JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))), { at: 'x' }, 1])],
+    ['overrides that are null', JSON.stringify([...JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))), null])],
+    ['overrides that are an array', JSON.stringify([...JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))), ['at']])],
+    ['an override named as an object\'s own property', JSON.stringify([...JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))), { toString: 'x' }])],
+    ['an override of the wrong type', JSON.stringify([...JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))), { version: '2' }])],
+    ['a desk that is no desk id', withElement(3, 'a b')],
+    ['a negative trunk index', withElement(11, -1)],
+    ['a version that is not an integer', withElement(17, 1.5)],
+    ['a failure without its cause', withElement(14, ['busy'])],
+    ['an unknown failure', withElement(14, ['bored', 'x'])],
+    ['a nuisance count too large for a number', encodeTransition(at(aTransfer({ routing: routingWith({ flagged: null, recentCalls: 7, repeated: false }) }), 'nuisance-checked')).replace(',7,0]', ',1e999,0]')],
+    ['a flag that is neither 0 nor 1', withElement(13, true)],
   ])('is skipped when it is %s', (_, raw) => {
     expect(decodeTransition(raw)).toBeNull();
     expect(eventOfEntry(['t', raw])).toBeNull();
   });
 });
+
+function withElement(index: number, value: unknown): string {
+  const entry = JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))) as unknown[];
+  entry[index] = value;
+  return JSON.stringify(entry);
+}
 
 function withTimes(created: number | string, updated: number | string): string {
   const entry = JSON.parse(encodeTransition(at(aTransfer(), 'bridged'))) as unknown[];
