@@ -152,20 +152,26 @@ export interface LeaseClaim {
  * signalling (created, stub stored, first trunk dialled), so a single write precedes the call.
  */
 export interface Opening {
-  /** Each transition with the transfer after it, oldest first; the first is 'created'. */
-  readonly steps: readonly { readonly transfer: Transfer; readonly record: TransitionRecord }[];
+  /** Oldest first; the first is 'created'. */
+  readonly steps: readonly TransferStep[];
   readonly stub: TicketStub;
   readonly stubTtlSeconds: number;
 }
+
+/** A transition: its record, and the transfer after it. */
+export interface TransferStep {
+  readonly transfer: Transfer;
+  readonly record: TransitionRecord;
+}
+
+/** How many live transfers `TransferStore.listLive` returns at most. */
+export const LIVE_LIST_CAP = 1_000;
 
 /**
  * Every transition a TransferStore stores it also publishes, in the same atomic step, as a 'transfer'
  * bus event (an outbox): the feed never shows a transition that was not stored, and never misses one
  * that was, whatever fails between the two.
  */
-/** How many live transfers `TransferStore.listLive` returns at most. */
-export const LIVE_LIST_CAP = 1_000;
-
 export interface TransferStore {
   /**
    * Atomically: honours the idempotency key, takes the citizen-call lock, stores the ticket stub, the
@@ -174,11 +180,13 @@ export interface TransferStore {
    */
   create(opening: Opening, options: CreateOptions): Promise<CreateResult>;
   /**
-   * Stores a newer version and appends its audit record; a version not newer than the stored one is
-   * skipped ('stale'), so retrying a write whose reply was lost is harmless. Terminal states release the
-   * call lock and leave the live set. Creates the transfer if the store never saw it (deferred writes).
+   * Atomically stores consecutive transitions of one transfer, oldest first: the transfer as of the
+   * last, and every step's audit record. When the store already holds the first step's version or a
+   * later one, nothing is written ('stale'), so retrying a write whose reply was lost is harmless.
+   * Terminal states release the call lock and leave the live set. Creates the transfer if the store
+   * never saw it (deferred writes).
    */
-  save(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale'>;
+  save(steps: readonly TransferStep[]): Promise<'saved' | 'stale'>;
   get(transferId: string): Promise<Transfer | null>;
   /** Transfers not yet ended, oldest first, at most LIVE_LIST_CAP (what a supervisor's wall is first shown). */
   listLive(): Promise<Transfer[]>;

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { TicketStub } from '../domain/ticket-stub.js';
 import type { Transfer } from '../domain/transfer.js';
-import type { TicketStore, TransferStore, TransitionRecord } from '../ports.js';
+import type { TicketStore, TransferStep, TransferStore, TransitionRecord } from '../ports.js';
 
 interface Options {
   readonly tickets: TicketStore;
@@ -20,7 +20,7 @@ interface Options {
 export class DeferredWrites {
   private readonly stubs = new Map<string, TicketStub>();
   /** Per transfer, the versions not yet written, oldest first. */
-  private readonly transferWrites = new Map<string, { transfer: Transfer; record: TransitionRecord }[]>();
+  private readonly transferWrites = new Map<string, TransferStep[]>();
   private timer: NodeJS.Timeout | null = null;
   private flushing: Promise<void> | null = null;
 
@@ -78,7 +78,7 @@ export class DeferredWrites {
         while (queue.length > 0) {
           const next = queue[0]!;
           if (next.record.event === 'created') await this.options.beforeFirstWrite?.(transferId);
-          await this.options.transfers.save(next.transfer, next.record);
+          await this.options.transfers.save([next]);
           queue.shift();
         }
         this.transferWrites.delete(transferId);

@@ -21,6 +21,7 @@ import {
   type CreateResult,
   type TicketStore,
   type TransferLease,
+  type TransferStep,
   type TransferStore,
   type TransitionEvent,
   type TransitionRecord,
@@ -101,6 +102,8 @@ export class TransferService {
   /** The same, by the citizen's call: a call may have an ending transfer and the next one. */
   private readonly liveByCall = new Map<string, Set<string>>();
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Switch events waiting at the end of a transfer's queue, applied together (see applyEvents). */
+  private readonly gathering = new Map<string, CallControlEvent[]>();
   private readonly answerGuards = new Map<string, NodeJS.Timeout>();
   /** Nuisance lookups started for transfers driven here whose mark is not applied yet. */
   private readonly pendingMarks = new Map<string, Promise<NuisanceMark | null>>();
@@ -364,7 +367,7 @@ export class TransferService {
     created: TransitionRecord,
     legId: string,
     stubDeferred: boolean,
-  ): { transfer: Transfer; steps: { transfer: Transfer; record: TransitionRecord }[]; trunk: string } {
+  ): { transfer: Transfer; steps: TransferStep[]; trunk: string } {
     const steps = [{ transfer: requested, record: created }];
     let trunk: string | null = null;
     const events: TransferEvent[] = [{ type: 'stub-stored', deferred: stubDeferred }, { type: 'dial-started', legId }];
@@ -650,6 +653,8 @@ export class TransferService {
   // ------------------------------------------------------------ the state machine's shell
 
   private enqueue<T>(transferId: string, work: () => Promise<T>): Promise<T> {
+    // Work queued after switch events keeps its place behind them: later events gather anew after it.
+    this.gathering.delete(transferId);
     const previous = this.queues.get(transferId) ?? Promise.resolve();
     const next = previous.then(work, work);
     const settled = next.catch(() => undefined);
@@ -660,63 +665,87 @@ export class TransferService {
     return next;
   }
 
-  private async applyNow(
+  /** Applies one event to a transfer this instance drives: the transfer after it (null when it drives none). */
+  private async applyNow(transferId: string, event: TransferEvent, options: { refuseWith?: 'cannot_cancel' } = {}): Promise<Transfer | null> {
+    return (await this.applyEvents(transferId, [event], options)).transfer;
+  }
+
+  /**
+   * Applies events to a transfer in order, as far as one write goes: consecutive transitions whose only
+   * effects are the last one's are stored together (a switch reporting ringing and answer at once, or
+   * events queued behind a slow store), and every effect still runs only once its transition is stored.
+   * Returns the transfer after them (null when this instance does not drive it) and how many of the
+   * events it applied or refused; the caller applies the rest.
+   */
+  private async applyEvents(
     transferId: string,
-    event: TransferEvent,
+    events: readonly TransferEvent[],
     options: { refuseWith?: 'cannot_cancel' } = {},
-  ): Promise<Transfer | null> {
+  ): Promise<{ transfer: Transfer | null; applied: number }> {
     const current = this.live.get(transferId);
     if (!current) {
-      this.deps.logger.debug({ transferId, event: event.type }, 'event for a transfer this instance does not drive');
-      return null;
+      this.deps.logger.debug({ transferId, events: events.map((e) => e.type) }, 'events for a transfer this instance does not drive');
+      return { transfer: null, applied: events.length };
     }
-    const result = transition(current, event, this.now());
-    if (result.ok && isTerminal(result.transfer.state) && this.pendingMarks.has(transferId)) {
-      // A transfer ends with its nuisance mark, so that its call record keeps it: the lookup is one
-      // Redis round trip, and a failure (the switch refusing the call at once) is rarely faster.
-      await this.applyPendingMark(transferId);
-      return this.applyNow(transferId, event, options);
+    const steps: TransferStep[] = [];
+    let effects: readonly TransferEffect[] = [];
+    for (const event of events) {
+      const before = steps.at(-1)?.transfer ?? current;
+      const result = transition(before, event, this.now());
+      // What was gathered is stored first; a refusal or a pending mark is dealt with on the next call.
+      if (steps.length > 0 && (!result.ok || (isTerminal(result.transfer.state) && this.pendingMarks.has(transferId)))) break;
+      if (result.ok && isTerminal(result.transfer.state) && this.pendingMarks.has(transferId)) {
+        // A transfer ends with its nuisance mark, so that its call record keeps it: the lookup is one
+        // Redis round trip, and a failure (the switch refusing the call at once) is rarely faster.
+        await this.applyPendingMark(transferId);
+        return this.applyEvents(transferId, events, options);
+      }
+      if (!result.ok) {
+        this.logFor(current).warn({ state: result.state, event: result.event, reason: result.reason }, 'transition refused');
+        if (options.refuseWith) throw new AppError(options.refuseWith, result.reason, { state: result.state });
+        return { transfer: current, applied: 1 };
+      }
+      steps.push({ transfer: result.transfer, record: recordOf(before, result.transfer, event) });
+      effects = result.effects;
+      if (effects.length > 0 || isTerminal(result.transfer.state)) break;
     }
-    if (!result.ok) {
-      this.logFor(current).warn({ state: result.state, event: result.event, reason: result.reason }, 'transition refused');
-      if (options.refuseWith) throw new AppError(options.refuseWith, result.reason, { state: result.state });
-      return current;
-    }
-    const next = result.transfer;
-    const record = recordOf(current, next, event);
+    const next = steps[steps.length - 1]!.transfer;
     this.live.set(transferId, next);
-    const persisted = await this.persist(next, record);
+    const persisted = await this.persist(steps);
     if (persisted === 'stale') {
       // Another instance stored this version first (it resumed the transfer too): it drives it, and
       // performing the effects here as well would place the call twice.
-      this.logFor(next).info({ event: event.type }, 'another instance drives this transfer');
+      this.logFor(next).info({ events: steps.map((step) => step.record.event) }, 'another instance drives this transfer');
       this.finish(transferId, { release: false });
-      return this.deps.transfers.get(transferId).catch(() => null);
+      return { transfer: await this.deps.transfers.get(transferId).catch(() => null), applied: events.length };
     }
-    this.logFor(next).info({ from: current.state, to: next.state, event: event.type, detail: record.detail }, 'transfer transition');
-    this.announce({ kind: 'transfer', transfer: next, record }, persisted);
+    for (const { transfer, record } of steps) {
+      this.logFor(next).info({ from: record.from, to: record.to, event: record.event, detail: record.detail }, 'transfer transition');
+      this.announce({ kind: 'transfer', transfer, record }, persisted);
+    }
 
-    const refused = await this.perform(next, result.effects);
+    const refused = await this.perform(next, effects);
     // A refusal's failure may have ended the transfer (it is no longer live): that is the latest.
     const latest = this.live.get(transferId) ?? refused ?? next;
     if (isTerminal(latest.state)) this.finish(transferId, { release: true });
     if (isSettled(latest.state)) this.wakeIdleWaiters();
-    return latest;
+    return { transfer: latest, applied: steps.length };
   }
 
-  /** 'stale' when the store already holds this version: someone else made this transition. */
-  private async persist(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale' | 'deferred'> {
-    if (this.deferred.holds(transfer.id)) {
-      this.deferred.deferTransfer(transfer, record);
-      return 'deferred';
-    }
+  /** 'stale' when the store already holds the first step's version: someone else made this transition. */
+  private async persist(steps: readonly TransferStep[]): Promise<'saved' | 'stale' | 'deferred'> {
+    const { transfer } = steps[steps.length - 1]!;
+    const defer = () => {
+      for (const step of steps) this.deferred.deferTransfer(step.transfer, step.record);
+      return 'deferred' as const;
+    };
+    if (this.deferred.holds(transfer.id)) return defer();
     try {
-      return await this.deps.transfers.save(transfer, record);
+      return await this.deps.transfers.save(steps);
     } catch (err) {
       // A live call never stalls on the store: the write is kept and retried in order.
       this.logFor(transfer).warn({ err: errorText(err) }, 'transfer write deferred: store unavailable');
-      this.deferred.deferTransfer(transfer, record);
-      return 'deferred';
+      return defer();
     }
   }
 
@@ -874,18 +903,44 @@ export class TransferService {
   }
 
   private onSwitchEvent(event: CallControlEvent): void {
-    if (!this.live.has(event.transferId)) return; // driven by another instance, or already ended
-    void this.enqueue(event.transferId, async () => {
-      const current = this.live.get(event.transferId);
-      if (!current) return null;
-      if ('legId' in event && event.legId !== current.targetLegId) {
-        // A late report from an earlier trunk's leg: that attempt is over.
-        this.logFor(current).debug({ event: event.type }, 'event for a leg no longer dialled');
-        return current;
+    const { transferId } = event;
+    if (!this.live.has(transferId)) return; // driven by another instance, or already ended
+    const gathering = this.gathering.get(transferId);
+    if (gathering) {
+      gathering.push(event);
+      return;
+    }
+    const events = [event];
+    void this.enqueue(transferId, () => {
+      if (this.gathering.get(transferId) === events) this.gathering.delete(transferId);
+      return this.applySwitchEvents(transferId, events);
+    }).catch((err: unknown) => this.deps.logger.error({ err: errorText(err), transferId }, 'switch event failed'));
+    this.gathering.set(transferId, events);
+  }
+
+  /** Applies switch events that came while the transfer's queue was busy, in as few writes as they allow. */
+  private async applySwitchEvents(transferId: string, events: readonly CallControlEvent[]): Promise<Transfer | null> {
+    let latest: Transfer | null = null;
+    for (let rest = events; rest.length > 0; ) {
+      const current = this.live.get(transferId);
+      if (!current) return latest;
+      // A late report from an earlier trunk's leg: that attempt is over. Checked again after every write,
+      // as a write's effects may dial another leg.
+      const forThisLeg = (e: CallControlEvent) => !('legId' in e) || e.legId === current.targetLegId;
+      const leading = rest.findIndex((e) => !forThisLeg(e));
+      const run = leading === -1 ? rest : rest.slice(0, leading);
+      if (run.length === 0) {
+        this.logFor(current).debug({ event: rest[0]!.type }, 'event for a leg no longer dialled');
+        latest = current;
+        rest = rest.slice(1);
+        continue;
       }
-      if (event.type === 'target-answered' || event.type === 'target-failed') this.clearGuard(event.transferId);
-      return this.applyNow(event.transferId, toTransferEvent(event));
-    }).catch((err: unknown) => this.deps.logger.error({ err: errorText(err), transferId: event.transferId }, 'switch event failed'));
+      for (const e of run) if (e.type === 'target-answered' || e.type === 'target-failed') this.clearGuard(transferId);
+      const { transfer, applied } = await this.applyEvents(transferId, run.map(toTransferEvent));
+      latest = transfer;
+      rest = rest.slice(applied);
+    }
+    return latest;
   }
 
   /** Asks the switch what became of these transfers' legs (all it carries, by default). */

@@ -62,7 +62,7 @@ function contract(name: string, make: () => Promise<Stores>) {
       const t = { ...transfer(), presentedCallerId: { kind: 'number' as const, national: '13912345678', type: 'mobile' as const } };
       await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 's' });
       const ringing = { ...t, state: 'ringing' as const, version: 2, targetLegId: randomUUID() };
-      expect(await s.transfers.save(ringing, { ...record(ringing, 'target-ringing'), from: 'requested' })).toBe('saved');
+      expect(await s.transfers.save([{ transfer: ringing, record: { ...record(ringing, 'target-ringing'), from: 'requested' } }])).toBe('saved');
       const mine = (await s.published()).filter((e) => e.kind === 'transition' && e.transfer.id === t.id);
       expect(mine).toHaveLength(2);
       expect(mine[1]).toEqual({ kind: 'transition', transfer: summarise(ringing), record: { ...record(ringing, 'target-ringing'), from: 'requested' } });
@@ -91,8 +91,47 @@ function contract(name: string, make: () => Promise<Stores>) {
         { event: 'stub-stored', version: 2, state: 'stub-stored' },
         { event: 'dial-started', version: 3, state: 'dialing' },
       ]);
-      expect(await s.transfers.save(dialing, steps[2]!.record)).toBe('stale');
+      expect(await s.transfers.save([{ transfer: dialing, record: steps[2]!.record }])).toBe('stale');
       expect(await publishedFor(s, requested.id)).toHaveLength(3); // a stale write publishes nothing
+    });
+
+    it('stores consecutive transitions in one save: the transfer after the last, every record and event in order', async () => {
+      const t = transfer();
+      const steps = opening(t).steps;
+      await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'm' });
+      const dialing = { ...t, state: 'dialing' as const, version: 2, targetLegId: randomUUID() };
+      const ringing = { ...dialing, state: 'ringing' as const, version: 3, updatedAt: '2026-11-23T08:00:02.000Z' };
+      const answered = { ...ringing, state: 'answered' as const, version: 4, updatedAt: '2026-11-23T08:00:05.000Z' };
+      const later = [
+        { transfer: ringing, record: { ...record(ringing, 'target-ringing'), from: 'dialing' as const } },
+        { transfer: answered, record: { ...record(answered, 'target-answered'), from: 'ringing' as const } },
+      ];
+      expect(await s.transfers.save([{ transfer: dialing, record: { ...record(dialing, 'dial-started'), from: 'requested' } }])).toBe('saved');
+      expect(await s.transfers.save(later)).toBe('saved');
+      expect(await s.transfers.get(t.id)).toEqual(answered);
+      expect((await s.transfers.auditTrail(t.id)).map((r) => [r.event, r.version])).toEqual([
+        [steps[0]!.record.event, 1],
+        ['dial-started', 2],
+        ['target-ringing', 3],
+        ['target-answered', 4],
+      ]);
+      expect(await publishedFor(s, t.id)).toEqual([
+        { event: 'created', version: 1, state: 'requested' },
+        { event: 'dial-started', version: 2, state: 'dialing' },
+        { event: 'target-ringing', version: 3, state: 'ringing' },
+        { event: 'target-answered', version: 4, state: 'answered' },
+      ]);
+      // The same save again, or one whose first step the store holds, writes none of its steps.
+      expect(await s.transfers.save(later)).toBe('stale');
+      const bridged = { ...answered, state: 'bridged' as const, version: 5 };
+      expect(await s.transfers.save([later[1]!, { transfer: bridged, record: { ...record(bridged, 'bridged'), from: 'answered' } }])).toBe('stale');
+      expect(await s.transfers.get(t.id)).toEqual(answered);
+      expect(await s.transfers.auditTrail(t.id)).toHaveLength(4);
+      expect(await publishedFor(s, t.id)).toHaveLength(4);
+    });
+
+    it('refuses a save of no steps', async () => {
+      await expect(s.transfers.save([])).rejects.toThrow(RangeError);
     });
 
     it('answers a repeated idempotency key with the first transfer, and tells a different request apart', async () => {
@@ -134,7 +173,7 @@ function contract(name: string, make: () => Promise<Stores>) {
       });
       expect(await s.tickets.get(second.ticketId)).toBeNull();
       const ended = { ...first, state: 'failed' as const, version: 2 };
-      expect(await s.transfers.save(ended, record(ended, 'target-failed'))).toBe('saved');
+      expect(await s.transfers.save([{ transfer: ended, record: record(ended, 'target-failed') }])).toBe('saved');
       expect(await s.transfers.create(opening(second), { idempotencyKey: null, requestFingerprint: 'y' })).toEqual({
         outcome: 'created',
       });
@@ -144,9 +183,9 @@ function contract(name: string, make: () => Promise<Stores>) {
       const t = transfer();
       await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'x' });
       const v2 = { ...t, state: 'stub-stored' as const, version: 2 };
-      expect(await s.transfers.save(v2, record(v2, 'stub-stored'))).toBe('saved');
-      expect(await s.transfers.save(v2, record(v2, 'stub-stored'))).toBe('stale');
-      expect(await s.transfers.save(t, record(t))).toBe('stale');
+      expect(await s.transfers.save([{ transfer: v2, record: record(v2, 'stub-stored') }])).toBe('saved');
+      expect(await s.transfers.save([{ transfer: v2, record: record(v2, 'stub-stored') }])).toBe('stale');
+      expect(await s.transfers.save([{ transfer: t, record: record(t) }])).toBe('stale');
       expect((await s.transfers.get(t.id))?.version).toBe(2);
       expect((await s.transfers.auditTrail(t.id)).map((r) => r.event)).toEqual(['created', 'stub-stored']);
       expect((await publishedFor(s, t.id)).map((e) => e.event)).toEqual(['created', 'stub-stored']);
@@ -169,14 +208,14 @@ function contract(name: string, make: () => Promise<Stores>) {
         { ...t, state: 'failed', version: 5, routing: undefined },
       ];
       for (const v of versions) {
-        expect(await s.transfers.save(v, record(v, 'dial-started'))).toBe('saved');
+        expect(await s.transfers.save([{ transfer: v, record: record(v, 'dial-started') }])).toBe('saved');
         expect(await s.transfers.get(v.id)).toEqual(v);
       }
     });
 
     it('stores a transfer it never saw when a deferred write arrives, and takes the call lock', async () => {
       const t = transfer({ state: 'dialing', version: 3 });
-      expect(await s.transfers.save(t, record(t, 'dial-started'))).toBe('saved');
+      expect(await s.transfers.save([{ transfer: t, record: record(t, 'dial-started') }])).toBe('saved');
       expect(await s.transfers.get(t.id)).toEqual(t);
       const other = transfer({ citizenLeg: t.citizenLeg });
       expect((await s.transfers.create(opening(other), { idempotencyKey: null, requestFingerprint: 'z' })).outcome).toBe('call-busy');
@@ -190,7 +229,7 @@ function contract(name: string, make: () => Promise<Stores>) {
       const live = (await s.transfers.listLive()).filter((t) => !before.some((b) => b.id === t.id));
       expect(live.map((t) => t.id)).toEqual([older.id, newer.id]);
       const done = { ...older, state: 'completed' as const, version: 2 };
-      await s.transfers.save(done, record(done, 'party-left'));
+      await s.transfers.save([{ transfer: done, record: record(done, 'party-left') }]);
       expect((await s.transfers.listLive()).some((t) => t.id === older.id)).toBe(false);
     });
 
@@ -201,7 +240,7 @@ function contract(name: string, make: () => Promise<Stores>) {
       );
       await Promise.all(made.map((t) => s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'i' })));
       const ended = { ...made[3]!, state: 'completed' as const, version: 2 };
-      await s.transfers.save(ended, record(ended, 'party-left'));
+      await s.transfers.save([{ transfer: ended, record: record(ended, 'party-left') }]);
       const ids = (await s.transfers.liveIds()).filter((id) => !before.has(id));
       expect(ids).toEqual(made.filter((t) => t.id !== ended.id).map((t) => t.id));
       expect(await s.transfers.listLive()).toHaveLength(LIVE_LIST_CAP);
@@ -212,7 +251,7 @@ function contract(name: string, make: () => Promise<Stores>) {
       await s.transfers.create(opening(t), { idempotencyKey: null, requestFingerprint: 'c' });
       for (let v = 2; v <= 230; v += 1) {
         const next = { ...t, state: 'ringing' as const, version: v };
-        await s.transfers.save(next, record(next, 'target-ringing'));
+        await s.transfers.save([{ transfer: next, record: record(next, 'target-ringing') }]);
       }
       const trail = await s.transfers.auditTrail(t.id);
       expect(trail).toHaveLength(200);
@@ -311,7 +350,7 @@ describe('redis transfer store', () => {
     await store.create(opening(t), { idempotencyKey: null, requestFingerprint: 'a' });
     const ringing = { ...t, state: 'ringing' as const, targetLegId: randomUUID(), version: 2, updatedAt: '2026-11-23T08:00:02.000Z' };
     const before = await appendedBytes();
-    await store.save(ringing, record(ringing, 'target-ringing'));
+    await store.save([{ transfer: ringing, record: record(ringing, 'target-ringing') }]);
     const appended = (await appendedBytes()) - before;
     // The audit record (without the transferId its key names) and the feed's entry are appended whole;
     // beside them, the transfer's changed fields only. Writing the whole transfer again appended more
@@ -330,7 +369,7 @@ describe('redis transfer store', () => {
     expect(await redis.pttl(keys.transfer(t.id))).toBeGreaterThan(2000);
     await new Promise((r) => setTimeout(r, 1200));
     const ended = { ...t, state: 'cancelled' as const, endedBy: 'agent' as const, version: 2 };
-    await store.save(ended, record(ended, 'cancel-requested'));
+    await store.save([{ transfer: ended, record: record(ended, 'cancel-requested') }]);
     for (const key of [keys.transfer(t.id), keys.audit(t.id)]) expect(await redis.pttl(key)).toBeGreaterThan(2500);
   });
 
@@ -341,9 +380,9 @@ describe('redis transfer store', () => {
     await redis.zadd(keys.live, Date.parse(t.createdAt), t.id);
     expect(await store.get(t.id)).toEqual(t);
     expect(await store.listLive()).toEqual([t]);
-    expect(await store.save(t, record(t, 'target-ringing'))).toBe('stale');
+    expect(await store.save([{ transfer: t, record: record(t, 'target-ringing') }])).toBe('stale');
     const answered = { ...t, state: 'answered' as const, version: 5 };
-    expect(await store.save(answered, record(answered, 'target-answered'))).toBe('saved');
+    expect(await store.save([{ transfer: answered, record: record(answered, 'target-answered') }])).toBe('saved');
     expect(await store.get(t.id)).toEqual(answered);
     expect(await redis.type(keys.transfer(t.id))).toBe('hash');
     expect(await redis.ttl(keys.transfer(t.id))).toBeGreaterThan(590);
@@ -429,7 +468,7 @@ describe('memory stores stay bounded', () => {
       ids.push(t.id);
       await store.create(opening(t), { idempotencyKey: null, requestFingerprint: 'm' });
       const done = { ...t, state: 'completed' as const, version: 2 };
-      await store.save(done, record(done, 'party-left'));
+      await store.save([{ transfer: done, record: record(done, 'party-left') }]);
     }
     const live = transfer();
     await store.create(opening(live), { idempotencyKey: null, requestFingerprint: 'm' });

@@ -368,9 +368,9 @@ describe('a call handed on by the desk that has it', () => {
     const first = (await press(body)).json().transfer.id as string;
     await expect.poll(async () => (await h.service.get(first)).state).toBe('bridged');
     const save = h.transfers.save.bind(h.transfers);
-    h.transfers.save = async (transfer, record) => {
+    h.transfers.save = async (steps) => {
       await new Promise((r) => setTimeout(r, 50));
-      return save(transfer, record);
+      return save(steps);
     };
     // The desk that has the call hands it on (a SIP REFER): the switch reports the first transfer's
     // target gone, and asks for the next transfer at once.

@@ -2,7 +2,7 @@
 // They keep the same contract as the Redis stores (one contract suite runs against both).
 import type { TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import { LIVE_LIST_CAP, transitionBusEvent, type Clock, type CreateOptions, type CreateResult, type EventBus, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
+import { LIVE_LIST_CAP, transitionBusEvent, type Clock, type CreateOptions, type CreateResult, type EventBus, type Opening, type TicketStore, type TransferStep, type TransferStore, type TransitionRecord } from '../../ports.js';
 
 /** How many puts between sweeps of expired stubs, so an idle stub does not stay in memory for ever. */
 const SWEEP_EVERY = 1000;
@@ -99,13 +99,16 @@ export class MemoryTransferStore implements TransferStore {
     return { outcome: 'created' };
   }
 
-  async save(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale'> {
+  async save(steps: readonly TransferStep[]): Promise<'saved' | 'stale'> {
+    const first = steps[0];
+    const transfer = steps[steps.length - 1]?.transfer;
+    if (!first || !transfer) throw new RangeError('a save has at least one step');
     const stored = this.transfers.get(transfer.id);
-    if (stored && stored.version >= transfer.version) return 'stale';
+    if (stored && stored.version >= first.transfer.version) return 'stale';
     this.transfers.set(transfer.id, transfer);
     const audit = this.audits.get(transfer.id) ?? [];
-    audit.push(record);
-    if (audit.length > AUDIT_CAP) audit.shift();
+    audit.push(...steps.map((step) => step.record));
+    if (audit.length > AUDIT_CAP) audit.splice(0, audit.length - AUDIT_CAP);
     this.audits.set(transfer.id, audit);
     const lockKey = callLockKey(transfer);
     if (isTerminal(transfer.state)) {
@@ -114,7 +117,7 @@ export class MemoryTransferStore implements TransferStore {
     } else if (!stored) {
       this.callLocks.set(lockKey, transfer.id);
     }
-    this.publish(transfer, record);
+    for (const step of steps) this.publish(step.transfer, step.record);
     return 'saved';
   }
 

@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import { TicketStubSchema, type TicketStub } from '../../domain/ticket-stub.js';
 import { isTerminal, type Transfer } from '../../domain/transfer.js';
-import { LIVE_LIST_CAP, type CreateOptions, type CreateResult, type Opening, type TicketStore, type TransferStore, type TransitionRecord } from '../../ports.js';
+import { LIVE_LIST_CAP, type CreateOptions, type CreateResult, type Opening, type TicketStore, type TransferStep, type TransferStore, type TransitionRecord } from '../../ports.js';
 import { TRANSITION_FIELD, transitionEntryValue } from './feed-stream-entry.js';
 import { AUDIT_CAP, type RedisKeys } from './keys.js';
 
@@ -85,8 +85,9 @@ return {'created', ARGV[3]}
 `;
 
 // KEYS: transfer, audit, callLock, live, feed stream
-// ARGV: transferId, version, base, progress, routing ('' for none), record, ttl, terminal, score,
-//       auditCap, feedMaxLength, feed entry
+// ARGV: transferId, the first step's version (the stale check), then the transfer as of the last step:
+//       version, base, progress, routing ('' for none); ttl, terminal, score, auditCap, feedMaxLength,
+//       then per step, oldest first: record, feed entry
 const SAVE_SCRIPT = `${APPEND_EVENT}
 local stored = redis.pcall('HMGET', KEYS[1], 'version', 'base', 'progress', 'routing')
 local converted = false
@@ -100,18 +101,18 @@ if stored['err'] then
 elseif stored[1] and tonumber(stored[1]) >= tonumber(ARGV[2]) then
   return 'stale'
 end
-local fields = {'version', ARGV[2]}
+local fields = {'version', ARGV[3]}
 local names = {'base', 'progress', 'routing'}
 for i = 1, 3 do
-  local value = ARGV[i + 2]
+  local value = ARGV[i + 3]
   if value ~= '' and value ~= stored[i + 1] then
     fields[#fields + 1] = names[i]
     fields[#fields + 1] = value
   end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-if ARGV[5] == '' and stored[4] then redis.call('HDEL', KEYS[1], 'routing') end
-redis.call('RPUSH', KEYS[2], ARGV[6])
+if ARGV[6] == '' and stored[4] then redis.call('HDEL', KEYS[1], 'routing') end
+for i = 12, #ARGV, 2 do redis.call('RPUSH', KEYS[2], ARGV[i]) end
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[10]), -1)
 local isNew = not stored[1]
 if ARGV[8] == '1' or isNew or converted then
@@ -125,7 +126,7 @@ elseif isNew then
   redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[7], 'NX')
   redis.call('ZADD', KEYS[4], ARGV[9], ARGV[1])
 end
-appendEvent(KEYS[5], ARGV[11], ARGV[12])
+for i = 13, #ARGV, 2 do appendEvent(KEYS[5], ARGV[11], ARGV[i]) end
 return 'saved'
 `;
 
@@ -215,8 +216,11 @@ export class RedisTransferStore implements TransferStore {
     return { outcome: 'created' };
   }
 
-  async save(transfer: Transfer, record: TransitionRecord): Promise<'saved' | 'stale'> {
+  async save(steps: readonly TransferStep[]): Promise<'saved' | 'stale'> {
     const k = this.keys;
+    const first = steps[0];
+    const transfer = steps[steps.length - 1]?.transfer;
+    if (!first || !transfer) throw new RangeError('a save has at least one step');
     const reply = await this.scripts.hotlineSaveTransfer(
       k.transfer(transfer.id),
       k.audit(transfer.id),
@@ -224,14 +228,14 @@ export class RedisTransferStore implements TransferStore {
       k.live,
       this.options.feedLog.key,
       transfer.id,
+      first.transfer.version,
       ...transferFields(transfer),
-      auditEntry(record),
       this.options.transferTtlSeconds,
       isTerminal(transfer.state) ? '1' : '0',
       Date.parse(transfer.createdAt),
       AUDIT_CAP,
       this.options.feedLog.maxLength,
-      feedEntry(transfer, record),
+      ...steps.flatMap((step) => [auditEntry(step.record), feedEntry(step.transfer, step.record)]),
     );
     return reply === 'stale' ? 'stale' : 'saved';
   }
