@@ -1,7 +1,7 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
 
 const defaultsPath = join(import.meta.dirname, '../../config/default.json');
@@ -16,8 +16,16 @@ function problemsOf(env: NodeJS.ProcessEnv): readonly string[] {
   throw new Error('expected a ConfigError');
 }
 
+/** The folders configFile made, removed when the file's tests are done. */
+const configFolders: string[] = [];
+afterAll(() => {
+  for (const folder of configFolders) rmSync(folder, { recursive: true, force: true });
+});
+
 function configFile(content: string): string {
-  const path = join(mkdtempSync(join(tmpdir(), 'hl-config-')), 'config.json');
+  const folder = mkdtempSync(join(tmpdir(), 'hl-config-'));
+  configFolders.push(folder);
+  const path = join(folder, 'config.json');
   writeFileSync(path, content);
   return path;
 }
