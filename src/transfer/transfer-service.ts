@@ -692,9 +692,10 @@ export class TransferService {
     for (const event of events) {
       const before = steps.at(-1)?.transfer ?? current;
       const result = transition(before, event, this.now());
+      const endsBeforeItsMark = result.ok && isTerminal(result.transfer.state) && this.pendingMarks.has(transferId);
       // What was gathered is stored first; a refusal or a pending mark is dealt with on the next call.
-      if (steps.length > 0 && (!result.ok || (isTerminal(result.transfer.state) && this.pendingMarks.has(transferId)))) break;
-      if (result.ok && isTerminal(result.transfer.state) && this.pendingMarks.has(transferId)) {
+      if (steps.length > 0 && (!result.ok || endsBeforeItsMark)) break;
+      if (endsBeforeItsMark) {
         // A transfer ends with its nuisance mark, so that its call record keeps it: the lookup is one
         // Redis round trip, and a failure (the switch refusing the call at once) is rarely faster.
         await this.applyPendingMark(transferId);
